@@ -1,0 +1,205 @@
+"""The ``prefkit`` command line: the root Typer app and the core commands.
+
+Commands of the core layers (generate, train, judge ...) and of plugins arrive
+through the ``register_commands`` hook, so the core and third parties extend the
+CLI the same way. Nothing heavy is imported here: ``prefkit --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional
+
+import typer
+
+from . import __version__
+from .errors import PrefkitError
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+app = typer.Typer(
+    name="prefkit",
+    help="Personalized preference alignment of LLMs: infer who prefers what, generate personalized "
+    "preference data, train models that adapt, judge them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings=CONTEXT,
+)
+runs_app = typer.Typer(help="List and inspect run directories.", no_args_is_help=True, context_settings=CONTEXT)
+app.add_typer(runs_app, name="runs")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"prefkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
+                                           help="Show the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors (or set PREFKIT_DEBUG=1)."),
+) -> None:
+    if debug:
+        os.environ["PREFKIT_DEBUG"] = "1"
+
+
+@app.command("plugins")
+def plugins_cmd(
+    all: bool = typer.Option(False, "--all", help="Include the core's default plugins."),
+    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List installed plugins: name, version, hooks, what each registered."""
+    from .console import print_json, print_table
+    from .plugins import get_plugins
+
+    data = get_plugins(all=all)
+    if json_:
+        print_json(data)
+        return
+    rows = [{"name": p["name"], "version": p["version"] or "", "hooks": p["hooks"],
+             "registered": p.get("error") or p["registered"]} for p in data]
+    print_table(rows, ["name", "version", "hooks", "registered"], title="prefkit plugins")
+
+
+def _list_registry(kind: str, json_: bool, describe) -> None:
+    from .console import print_json, print_table
+    from .plugins import registry
+
+    entries = registry(kind).entries()
+    rows = [{"name": e.name, "plugin": e.plugin, "aliases": list(e.aliases), **describe(e.obj)} for e in entries]
+    if json_:
+        print_json(rows)
+    else:
+        cols = list(rows[0].keys()) if rows else ["name", "plugin"]
+        print_table(rows, cols, title=f"prefkit {kind.replace('_', ' ')}")
+
+
+@app.command("datasets")
+def datasets_cmd(json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List dataset sources (registered names, hub, save_to_disk directories, files)."""
+
+    def describe(src):
+        d = src.describe() if hasattr(src, "describe") else {}
+        d.pop("name", None)
+        return d
+
+    _list_registry("datasets", json_, describe)
+
+
+@app.command("backends")
+def backends_cmd(json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List LLM backends."""
+
+    def describe(b):
+        return {"description": (getattr(b, "description", "") or (b.__doc__ or "").strip().split("\n")[0]),
+                "default_model": getattr(b, "default_model", None)}
+
+    _list_registry("backends", json_, describe)
+
+
+@runs_app.command("list")
+def runs_list(
+    base_dir: str = typer.Option(None, "--dir", help="Runs directory (default: ./runs or PREFKIT_RUNS_DIR)."),
+    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List run directories with their status and counts."""
+    from .console import print_json, print_table
+    from .runs import list_runs
+
+    rows = list_runs(base_dir)
+    if json_:
+        print_json(rows)
+    elif not rows:
+        typer.echo("no runs found")
+    else:
+        print_table(rows, ["path", "command", "status", "results", "failed", "started_at"], title="runs")
+
+
+@runs_app.command("show")
+def runs_show(
+    run_dir: str = typer.Argument(..., help="A run directory."),
+    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show a run's manifest, counts and metrics."""
+    from .console import console, print_json
+    from .runs import Run
+
+    run = Run.load(run_dir)
+    data = {"path": str(run.path), "manifest": run.manifest, "results": len(run.done_keys()),
+            "failed": len(run.failures()), "metrics": run.metrics()}
+    if json_:
+        print_json(data)
+        return
+    m = run.manifest
+    c = console()
+    c.print(f"[bold]{run.path}[/bold]  {m.get('command')}  status: {m.get('status')}")
+    c.print(f"command line: {m.get('command_line', '')}")
+    c.print(f"started {m.get('started_at')}  ended {m.get('ended_at')}  prefkit {m.get('prefkit_version')}  git {m.get('git_commit') or '-'}")
+    c.print(f"results: {data['results']}  failed (unresolved): {data['failed']}")
+    if data["metrics"]:
+        from .console import print_json as pj
+
+        c.print("metrics:")
+        pj(data["metrics"])
+
+
+_commands_registered = False
+
+
+def _register_plugin_commands() -> None:
+    global _commands_registered
+    if _commands_registered:
+        return
+    _commands_registered = True
+    from .plugins import register_commands
+
+    register_commands(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: one clear error line, traceback only with --debug."""
+    import click
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in args:
+        os.environ["PREFKIT_DEBUG"] = "1"
+    debug = os.environ.get("PREFKIT_DEBUG", "") not in ("", "0")
+    try:
+        _register_plugin_commands()
+        rv = app(args=args, prog_name="prefkit", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        from .console import error_line
+
+        error_line("aborted")
+        code = 130
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        from .console import error_line
+
+        error_line("interrupted (results written so far are kept; re-run the same command to resume)")
+        code = 130
+    except PrefkitError as exc:
+        if debug:
+            raise
+        from .console import error_line
+
+        error_line(str(exc))
+        code = exc.exit_code
+    except Exception as exc:  # an unexpected failure: still one line
+        if debug:
+            raise
+        from .console import error_line
+
+        error_line(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        code = 1
+    sys.exit(code)

@@ -1,0 +1,1 @@
+"""Built-in backends (filled in by the backends layer)."""

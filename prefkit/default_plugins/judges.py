@@ -1,0 +1,1 @@
+"""Built-in judges (filled in by the judges layer)."""

@@ -1,0 +1,1 @@
+"""Built-in trainers (filled in by the trainers layer)."""

@@ -1,0 +1,144 @@
+"""Shared CLI options, defined once as dataclasses and injected into commands.
+
+A config dataclass drives both the Python API and the CLI (the TRL pattern):
+every field becomes a ``--flag`` with the field's default, and the decorated
+command receives one ready-made dataclass instance::
+
+    @dataclass
+    class MyOptions:
+        max_tokens: int = opt(200, help="Most tokens to generate.")
+
+    @app.command()
+    @with_options(MyOptions, "opts")
+    def cmd(split: str, opts: MyOptions): ...
+
+Field metadata (``opt(...)``): ``help``, ``flag`` (override the flag name),
+``short`` (e.g. ``-n``), ``hidden``, ``parser`` (convert the CLI string),
+``cli_type`` (the type typer sees, default: the field's type).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import typing
+from typing import Any, Callable
+
+_MISSING = dataclasses.MISSING
+
+
+def opt(default: Any = _MISSING, *, help: str = "", flag: str | None = None, short: str | None = None,
+        hidden: bool = False, default_factory: Callable[[], Any] | None = None, cli_type: Any = None,
+        parser: Callable[[Any], Any] | None = None, cli: bool = True) -> Any:
+    """A dataclass field that is also a CLI option."""
+    metadata = {"help": help, "flag": flag, "short": short, "hidden": hidden, "cli_type": cli_type,
+                "parser": parser, "cli": cli}
+    if default_factory is not None:
+        return dataclasses.field(default_factory=default_factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _flag_for(f: dataclasses.Field) -> str:
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def _cli_type(f: dataclasses.Field, hints: dict[str, Any]) -> Any:
+    t = f.metadata.get("cli_type") or hints.get(f.name, str)
+    return t
+
+
+def option_params(cls: type, prefix: str = "") -> list[inspect.Parameter]:
+    """Typer parameters for every CLI field of a dataclass."""
+    import typer
+
+    hints = typing.get_type_hints(cls)
+    params = []
+    for f in dataclasses.fields(cls):
+        if not f.metadata.get("cli", True):
+            continue
+        default = f.default if f.default is not _MISSING else (
+            f.default_factory() if f.default_factory is not _MISSING else None)  # type: ignore[misc]
+        if isinstance(default, (list, tuple, dict)) and not f.metadata.get("cli_type"):
+            default = None
+        names = [_flag_for(f)]
+        t = _cli_type(f, hints)
+        if t is bool or t == "bool":
+            base = names[0][2:]
+            names = [f"--{base}/--no-{base}"]
+        if f.metadata.get("short"):
+            names.append(f.metadata["short"])
+        option = typer.Option(default, *names, help=f.metadata.get("help") or None,
+                              hidden=f.metadata.get("hidden", False), show_default=True)
+        params.append(
+            inspect.Parameter(prefix + f.name, inspect.Parameter.KEYWORD_ONLY,
+                              default=option, annotation=t)
+        )
+    return params
+
+
+def build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
+    """Instantiate ``cls`` from CLI values (applying field parsers)."""
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if not f.metadata.get("cli", True):
+            continue
+        key = prefix + f.name
+        if key not in values:
+            continue
+        v = values[key]
+        parser = f.metadata.get("parser")
+        if parser is not None and v is not None:
+            v = parser(v)
+        if v is None and (f.default is not _MISSING or f.default_factory is not _MISSING):
+            if f.default is not None:
+                continue  # keep the dataclass default
+        kwargs[f.name] = v
+    return cls(**kwargs)
+
+
+def with_options(cls: type, param: str, prefix: str = "") -> Callable[[Callable], Callable]:
+    """Decorator: expose ``cls``'s fields as options; pass an instance as ``param``."""
+
+    def decorate(fn: Callable) -> Callable:
+        sig = inspect.signature(fn)
+        extra = option_params(cls, prefix)
+        extra_names = {p.name for p in extra}
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            values = {k: kwargs.pop(k) for k in list(kwargs) if k in extra_names}
+            kwargs[param] = build(cls, values, prefix)
+            return fn(*args, **kwargs)
+
+        params = [p for p in sig.parameters.values() if p.name != param]
+        # keyword-only options go after the command's own parameters
+        positional = [p for p in params if p.kind != inspect.Parameter.KEYWORD_ONLY]
+        kwonly = [p for p in params if p.kind == inspect.Parameter.KEYWORD_ONLY]
+        wrapper.__signature__ = sig.replace(parameters=positional + kwonly + extra)  # type: ignore[attr-defined]
+        wrapper.__wrapped__ = None  # typer must read __signature__, not the original
+        del wrapper.__wrapped__
+        return wrapper
+
+    return decorate
+
+
+def split_csv(value: str | list[str] | None) -> list[str]:
+    """Parse ``a,b,c`` (or a repeated option) into a list."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        out = []
+        for v in value:
+            out.extend(split_csv(v))
+        return out
+    return [v.strip() for v in str(value).split(",") if v.strip()]
+
+
+@dataclasses.dataclass
+class RunOptions:
+    """Where a command writes its run directory."""
+
+    output_dir: str | None = opt(None, help="Run directory (default: ./runs/<command>/<run-name>).", short="-o")
+    run_name: str | None = opt(None, help="Run name under ./runs/<command>/ (default: derived from the settings, so re-running resumes).")
+    fresh: bool = opt(False, help="Start over: discard existing results in the run directory instead of resuming.")

@@ -1,0 +1,427 @@
+"""The run store: one directory per command run.
+
+Layout::
+
+    runs/<command>/<run-name>/
+        manifest.json     command line, resolved config, versions, git commit, times, status
+        results.jsonl     append-only, one JSON object per line, flushed per record
+        metrics.json      what the command computed (optional)
+        failures.jsonl    every failed attempt (error, attempt time); retried on resume
+
+Guarantees:
+
+* each result line carries ``key`` (defaults to ``row_id``); a key that already has
+  a successful line is never written again, so resuming never duplicates;
+* lines are written whole with one ``write`` + ``flush`` (+ ``fsync`` every
+  ``fsync_every`` lines); a torn last line after a crash is detected and cut off
+  when the run is opened again;
+* failed items go to ``failures.jsonl`` and are not "done": re-running retries them;
+* secrets (keys, tokens) are redacted from the manifest.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from .errors import PrefkitError, UsageError
+
+SECRET_PATTERN = re.compile(r"(api[_-]?key|token|secret|password|authorization|bearer)", re.I)
+REDACTED = "***"
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def slug(text: str, max_len: int = 80) -> str:
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-._")
+    return s[:max_len] or "run"
+
+
+def redact(value: Any, key: str = "") -> Any:
+    """Drop secret-looking values from a config/argv structure."""
+    if key and SECRET_PATTERN.search(key) and value not in (None, "", False):
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        return _redact_known_secrets(value)
+    return value
+
+
+def _redact_known_secrets(text: str) -> str:
+    for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "CO_API_KEY", "COHERE_API_KEY", "HF_TOKEN",
+                "WANDB_API_KEY"):
+        secret = os.environ.get(var)
+        if secret and len(secret) >= 8 and secret in text:
+            text = text.replace(secret, REDACTED)
+    return re.sub(r"\b(sk-[A-Za-z0-9_-]{12,})", REDACTED, text)
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    out, hide_next = [], False
+    for a in argv:
+        if hide_next:
+            out.append(REDACTED)
+            hide_next = False
+            continue
+        if a.startswith("--") and SECRET_PATTERN.search(a):
+            if "=" in a:
+                out.append(a.split("=", 1)[0] + "=" + REDACTED)
+            else:
+                out.append(a)
+                hide_next = True
+            continue
+        out.append(_redact_known_secrets(a))
+    return out
+
+
+def git_commit(path: str | Path = ".") -> str | None:
+    try:
+        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=2)
+    except Exception:
+        return None
+    return r.stdout.strip() or None if r.returncode == 0 else None
+
+
+def _jsonable(value: Any) -> Any:
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _jsonable(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return repr(value)
+
+
+def read_jsonl(path: str | Path, *, drop_torn: bool = True) -> list[dict]:
+    """Read a JSONL file; a torn (unterminated or unparseable) last line is dropped."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    with open(path, "rb") as fh:
+        data = fh.read()
+    lines = data.split(b"\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        last = i == len(lines) - 1
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            if last and drop_torn:
+                break
+            raise PrefkitError(f"{path}: line {i + 1} is not valid JSON ({exc.msg})") from None
+    return rows
+
+
+def _repair_tail(path: Path) -> int:
+    """Cut a torn last line (no trailing newline, or not JSON). Returns bytes removed."""
+    if not path.exists() or path.stat().st_size == 0:
+        return 0
+    with open(path, "rb+") as fh:
+        data = fh.read()
+        keep = len(data)
+        if not data.endswith(b"\n"):
+            keep = data.rfind(b"\n") + 1
+        else:
+            # a complete-looking last line that is not JSON (partial write of a multi-byte line)
+            start = data.rfind(b"\n", 0, len(data) - 1) + 1
+            try:
+                json.loads(data[start:])
+            except json.JSONDecodeError:
+                keep = start
+        if keep != len(data):
+            fh.truncate(keep)
+            return len(data) - keep
+    return 0
+
+
+class Run:
+    """A run directory. Use :meth:`Run.open`; it resumes by default."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any]):
+        self.path = Path(path)
+        self.manifest = manifest
+        self._lock = threading.Lock()
+        self._done: set[str] = set()
+        self._results_fh = None
+        self._failures_fh = None
+        self.fsync_every = 1
+        self._since_sync = 0
+        self.repaired_bytes = 0
+        self.resumed = False
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(
+        cls,
+        command: str,
+        *,
+        config: dict[str, Any] | Any | None = None,
+        identity: dict[str, Any] | None = None,
+        output_dir: str | Path | None = None,
+        run_name: str | None = None,
+        name_hint: str | None = None,
+        fresh: bool = False,
+        argv: list[str] | None = None,
+        base_dir: str | Path | None = None,
+    ) -> "Run":
+        """Create a run directory, or resume the one that is there.
+
+        ``identity`` holds the settings that decide the results (dataset, model,
+        prompt ...). Resuming a directory whose identity differs is an error, so
+        results of two set-ups never mix; ``fresh=True`` starts over instead.
+        """
+        if output_dir is not None:
+            path = Path(output_dir)
+        else:
+            base = Path(base_dir or os.environ.get("PREFKIT_RUNS_DIR", "runs"))
+            path = base / slug(command.replace(" ", "-")) / slug(run_name or name_hint or "default")
+        identity_j = _jsonable(redact(identity or {}))
+        manifest_path = path / "manifest.json"
+        if fresh and path.exists():
+            for name in ("results.jsonl", "failures.jsonl", "metrics.json", "manifest.json"):
+                (path / name).unlink(missing_ok=True)
+        resumed = False
+        if manifest_path.exists():
+            try:
+                old = json.loads(manifest_path.read_text())
+            except json.JSONDecodeError:
+                raise PrefkitError(f"{manifest_path} is not valid JSON; use --fresh or another --output-dir") from None
+            if old.get("command") != command:
+                raise UsageError(
+                    f"{path} holds a {old.get('command')!r} run, not {command!r}; choose another --output-dir")
+            if old.get("identity", {}) != identity_j:
+                diff = sorted(k for k in set(old.get("identity", {})) | set(identity_j)
+                              if old.get("identity", {}).get(k) != identity_j.get(k))
+                raise UsageError(
+                    f"{path} already holds results for other settings ({', '.join(diff)} differ); "
+                    "use --fresh to start over or --run-name/--output-dir for a new run")
+            manifest = old
+            manifest.setdefault("resumes", []).append(_now())
+            resumed = True
+        else:
+            from . import __version__
+            from .plugins import plugin_versions
+
+            manifest = {
+                "command": command,
+                "argv": redact_argv(list(argv if argv is not None else sys.argv)),
+                "identity": identity_j,
+                "prefkit_version": __version__,
+                "plugin_versions": plugin_versions(),
+                "python": sys.version.split()[0],
+                "git_commit": git_commit(),
+                "started_at": _now(),
+            }
+        manifest["config"] = _jsonable(redact(config if config is not None else {}))
+        manifest["status"] = "running"
+        manifest["ended_at"] = None
+        manifest["command_line"] = " ".join(shlex.quote(a) for a in redact_argv(list(argv if argv is not None else sys.argv)))
+        path.mkdir(parents=True, exist_ok=True)
+        run = cls(path, manifest)
+        run.resumed = resumed
+        run.repaired_bytes = _repair_tail(run.results_path)
+        _repair_tail(run.failures_path)
+        for row in read_jsonl(run.results_path):
+            run._done.add(str(row.get("key", row.get("row_id"))))
+        run.save_manifest()
+        return run
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Run":
+        """Open an existing run directory read-only (for reports)."""
+        path = Path(path)
+        mp = path / "manifest.json"
+        if not mp.exists():
+            raise UsageError(f"{path} is not a prefkit run directory (no manifest.json)")
+        try:
+            manifest = json.loads(mp.read_text())
+        except json.JSONDecodeError:
+            raise PrefkitError(f"{mp} is not valid JSON") from None
+        run = cls(path, manifest)
+        for row in read_jsonl(run.results_path):
+            run._done.add(str(row.get("key", row.get("row_id"))))
+        return run
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def results_path(self) -> Path:
+        return self.path / "results.jsonl"
+
+    @property
+    def failures_path(self) -> Path:
+        return self.path / "failures.jsonl"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.json"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / "manifest.json"
+
+    # ------------------------------------------------------------------ results
+    def is_done(self, key: str) -> bool:
+        return str(key) in self._done
+
+    def done_keys(self) -> set[str]:
+        return set(self._done)
+
+    def pending(self, items: Iterable[Any], key=lambda item: item) -> list[Any]:
+        """The items whose key has no successful result yet."""
+        return [it for it in items if str(key(it)) not in self._done]
+
+    def append(self, record: dict[str, Any], key: str | None = None) -> bool:
+        """Append one successful result. Returns False (writes nothing) if its key is done."""
+        k = str(key if key is not None else record.get("key", record.get("row_id")))
+        if k == "None":
+            raise ValueError("a result needs a row_id or key")
+        with self._lock:
+            if k in self._done:
+                return False
+            rec = dict(record)
+            rec.setdefault("row_id", k)
+            rec["key"] = k
+            line = json.dumps(_jsonable(rec), ensure_ascii=False) + "\n"
+            if self._results_fh is None:
+                self._results_fh = open(self.results_path, "a", encoding="utf-8")
+            self._results_fh.write(line)
+            self._results_fh.flush()
+            self._since_sync += 1
+            if self.fsync_every and self._since_sync >= self.fsync_every:
+                os.fsync(self._results_fh.fileno())
+                self._since_sync = 0
+            self._done.add(k)
+            return True
+
+    def record_failure(self, key: str, error: str, **extra: Any) -> None:
+        """Record a failed attempt. The item stays pending and is retried on resume."""
+        with self._lock:
+            if self._failures_fh is None:
+                self._failures_fh = open(self.failures_path, "a", encoding="utf-8")
+            rec = {"key": str(key), "error": _redact_known_secrets(str(error)), "time": _now(), **_jsonable(extra)}
+            self._failures_fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            self._failures_fh.flush()
+
+    def results(self) -> list[dict[str, Any]]:
+        """Successful results, one per key, in the order they were written."""
+        seen, out = set(), []
+        for row in read_jsonl(self.results_path):
+            k = str(row.get("key", row.get("row_id")))
+            if k in seen:
+                continue
+            seen.add(k)
+            out.append(row)
+        return out
+
+    def iter_results(self) -> Iterator[dict[str, Any]]:
+        yield from self.results()
+
+    def failures(self, unresolved: bool = True) -> list[dict[str, Any]]:
+        """Failed attempts; by default only those whose key never succeeded."""
+        rows = read_jsonl(self.failures_path)
+        if unresolved:
+            done = {str(r.get("key", r.get("row_id"))) for r in read_jsonl(self.results_path)}
+            latest = {}
+            for r in rows:
+                if r["key"] not in done:
+                    latest[r["key"]] = r
+            return list(latest.values())
+        return rows
+
+    # ------------------------------------------------------------------ metrics / manifest
+    def write_metrics(self, metrics: dict[str, Any], merge: bool = True) -> None:
+        current = self.metrics() if merge else {}
+        current.update(_jsonable(metrics))
+        tmp = self.metrics_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(current, indent=2, ensure_ascii=False))
+        os.replace(tmp, self.metrics_path)
+
+    def metrics(self) -> dict[str, Any]:
+        if not self.metrics_path.exists():
+            return {}
+        return json.loads(self.metrics_path.read_text())
+
+    def save_manifest(self) -> None:
+        tmp = self.manifest_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(_jsonable(self.manifest), indent=2, ensure_ascii=False))
+        os.replace(tmp, self.manifest_path)
+
+    def update_manifest(self, **fields: Any) -> None:
+        self.manifest.update(_jsonable(redact(fields)))
+        self.save_manifest()
+
+    def finish(self, status: str = "completed", **summary: Any) -> None:
+        self.close()
+        self.manifest["status"] = status
+        self.manifest["ended_at"] = _now()
+        self.manifest["counts"] = {"results": len(self._done), "failed": len(self.failures())}
+        if summary:
+            self.manifest.setdefault("summary", {}).update(_jsonable(summary))
+        self.save_manifest()
+
+    def close(self) -> None:
+        with self._lock:
+            for fh in (self._results_fh, self._failures_fh):
+                if fh is not None:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                    fh.close()
+            self._results_fh = self._failures_fh = None
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.finish("completed")
+        elif exc_type is KeyboardInterrupt:
+            self.finish("interrupted")
+        else:
+            self.finish("failed", error=f"{exc_type.__name__}: {exc}")
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}, done={len(self._done)})"
+
+
+def list_runs(base_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """Every run under the runs directory (manifest summaries)."""
+    base = Path(base_dir or os.environ.get("PREFKIT_RUNS_DIR", "runs"))
+    out = []
+    if not base.exists():
+        return out
+    for mp in sorted(base.glob("**/manifest.json")):
+        try:
+            m = json.loads(mp.read_text())
+        except Exception:
+            continue
+        out.append({
+            "path": str(mp.parent),
+            "command": m.get("command"),
+            "status": m.get("status"),
+            "started_at": m.get("started_at"),
+            "ended_at": m.get("ended_at"),
+            "results": (m.get("counts") or {}).get("results"),
+            "failed": (m.get("counts") or {}).get("failed"),
+        })
+    return out
