@@ -5,4 +5,11 @@ import prefkit
 
 @prefkit.hookimpl
 def register_commands(app):
-    pass
+    # persona inference / evaluation commands are added here (persona engineer A)
+    try:
+        from .tailoring.cli import app as tailor_app  # persona tailoring (engineer B)
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("prefkit_persona.tailoring"):
+            raise
+    else:
+        app.add_typer(tailor_app, name="tailor")

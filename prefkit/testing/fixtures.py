@@ -40,3 +40,21 @@ def persona_data(shared_data):
     if not d.is_dir():
         pytest.skip("../shared/data/persona is not present")
     return d
+
+
+def _optional(module: str):
+    """Fixtures of the layers (backends, models) live in their own modules."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return None
+
+
+for _mod in ("prefkit.testing.backend_fixtures", "prefkit.testing.model_fixtures"):
+    _m = _optional(_mod)
+    if _m is not None:  # re-export the module's public names (its fixtures) so pytest sees them
+        globals().update({k: v for k, v in vars(_m).items() if k in getattr(_m, "__all__", ())})
