@@ -163,7 +163,10 @@ def _register_plugin_commands() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: one clear error line, traceback only with --debug."""
-    import click
+    try:  # typer >= 0.20 vendors click
+        from typer._click import exceptions as click_exc
+    except ImportError:  # pragma: no cover
+        from click import exceptions as click_exc
 
     args = list(sys.argv[1:] if argv is None else argv)
     if "--debug" in args:
@@ -173,14 +176,14 @@ def main(argv: list[str] | None = None) -> None:
         _register_plugin_commands()
         rv = app(args=args, prog_name="prefkit", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
-    except click.exceptions.Exit as exc:
+    except (click_exc.Exit if hasattr(click_exc, 'Exit') else typer.Exit, typer.Exit) as exc:
         code = exc.exit_code
-    except click.exceptions.Abort:
+    except (typer.Abort, getattr(click_exc, 'Abort', typer.Abort)):
         from .console import error_line
 
         error_line("aborted")
         code = 130
-    except click.ClickException as exc:
+    except click_exc.ClickException as exc:
         exc.show()
         code = exc.exit_code
     except KeyboardInterrupt:

@@ -229,6 +229,11 @@ def _data_dirs(data_dir: str | Path | None) -> list[Path]:
 
 
 def _load_hub(hub_id: str, config: str | None, split: str | None) -> list[dict[str, Any]]:
+    from ..hub import unreachable_reason
+
+    reason = unreachable_reason()
+    if reason:
+        raise ConnectionError(reason)
     import datasets
 
     ds = datasets.load_dataset(hub_id, config, split=split)

@@ -52,9 +52,9 @@ def cli(*args: str, env: dict[str, str] | None = None, input: str | None = None)
     """
     from prefkit import cli as cli_mod
 
-    old_env = {}
+    old_env = {"PREFKIT_DEBUG": os.environ.get("PREFKIT_DEBUG")}  # --debug sets it; don't leak it
     for k, v in (env or {}).items():
-        old_env[k] = os.environ.get(k)
+        old_env.setdefault(k, os.environ.get(k))
         os.environ[k] = v
     out, err = io.StringIO(), io.StringIO()
     old_out, old_err, old_in = sys.stdout, sys.stderr, sys.stdin

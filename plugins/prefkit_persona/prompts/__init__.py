@@ -1,0 +1,1 @@
+"""Prompt templates of the persona plugin (package data: edit the .txt/.yaml files)."""

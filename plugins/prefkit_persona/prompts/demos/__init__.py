@@ -1,0 +1,1 @@
+"""Few-shot demonstrations for persona inference, one file per split (package data)."""

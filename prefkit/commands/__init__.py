@@ -1,0 +1,1 @@
+"""Implementations of the core CLI commands (imported lazily by the command functions)."""

@@ -1,0 +1,1 @@
+"""Reports: plots shared by the core and plugins (``prefkit.reports.plots``)."""

@@ -1,0 +1,151 @@
+"""The run store: manifest, append-only results, resume, torn lines, no duplicates, secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from prefkit.errors import UsageError
+from prefkit.runs import Run, list_runs, read_jsonl
+
+
+def test_append_resume_no_duplicates(tmp_path):
+    run = Run.open("gen", output_dir=tmp_path / "r", identity={"model": "m"}, argv=["prefkit", "gen"])
+    assert run.append({"row_id": "1", "text": "a"})
+    assert run.append({"row_id": "2", "text": "b"})
+    assert not run.append({"row_id": "1", "text": "again"})  # already done: nothing written
+    run.record_failure("3", "HTTP 500")
+    run.finish()
+    again = Run.open("gen", output_dir=tmp_path / "r", identity={"model": "m"}, argv=["prefkit", "gen"])
+    assert again.resumed
+    assert again.pending(["1", "2", "3", "4"]) == ["3", "4"]  # the failure is retried
+    assert [f["key"] for f in again.failures()] == ["3"]
+    again.append({"row_id": "3", "text": "c"})
+    again.finish()
+    rows = read_jsonl(tmp_path / "r" / "results.jsonl")
+    assert [r["row_id"] for r in rows] == ["1", "2", "3"]
+    assert again.failures() == []  # resolved
+    m = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert m["status"] == "completed" and m["counts"] == {"results": 3, "failed": 0} and len(m["resumes"]) == 1
+
+
+def test_custom_keys(tmp_path):
+    run = Run.open("pi", output_dir=tmp_path / "r")
+    run.append({"row_id": "1", "side": "chosen"}, key="1:chosen")
+    run.append({"row_id": "1", "side": "rejected"}, key="1:rejected")
+    assert not run.append({"row_id": "1", "side": "chosen"}, key="1:chosen")
+    assert [r["key"] for r in run.results()] == ["1:chosen", "1:rejected"]
+
+
+def test_identity_mismatch_is_an_error_and_fresh_starts_over(tmp_path):
+    Run.open("gen", output_dir=tmp_path / "r", identity={"model": "a"}).append({"row_id": "1"})
+    with pytest.raises(UsageError, match="other settings \\(model differ\\)"):
+        Run.open("gen", output_dir=tmp_path / "r", identity={"model": "b"})
+    with pytest.raises(UsageError, match="holds a 'gen' run"):
+        Run.open("judge", output_dir=tmp_path / "r", identity={"model": "a"})
+    fresh = Run.open("gen", output_dir=tmp_path / "r", identity={"model": "b"}, fresh=True)
+    assert fresh.done_keys() == set()
+
+
+def test_default_path_is_deterministic_so_rerun_resumes(tmp_path, monkeypatch):
+    monkeypatch.setenv("PREFKIT_RUNS_DIR", str(tmp_path))
+    a = Run.open("infer-personas", name_hint="BeaverTails hf/SmolLM2")
+    a.append({"row_id": "0"})
+    a.finish()
+    b = Run.open("infer-personas", name_hint="BeaverTails hf/SmolLM2")
+    assert b.path == a.path and b.is_done("0")
+    assert a.path == tmp_path / "infer-personas" / "BeaverTails-hf-SmolLM2"
+    assert [r["command"] for r in list_runs(tmp_path)] == ["infer-personas"]
+
+
+def test_torn_last_line_is_dropped(tmp_path):
+    run = Run.open("gen", output_dir=tmp_path / "r")
+    run.append({"row_id": "1", "text": "a"})
+    run.append({"row_id": "2", "text": "b"})
+    run.close()
+    with open(tmp_path / "r" / "results.jsonl", "a") as fh:
+        fh.write('{"row_id": "3", "text": "tor')
+    again = Run.open("gen", output_dir=tmp_path / "r")
+    assert again.repaired_bytes > 0
+    assert again.pending(["1", "2", "3"]) == ["3"]
+    again.append({"row_id": "3", "text": "c"})
+    again.close()
+    assert [r["text"] for r in read_jsonl(tmp_path / "r" / "results.jsonl")] == ["a", "b", "c"]
+
+
+def test_kill_9_mid_run_loses_nothing_written(tmp_path):
+    """A writer killed with SIGKILL at an arbitrary moment: every line before is intact, resume completes the rest."""
+    out = tmp_path / "r"
+    script = textwrap.dedent(f"""
+        import sys, time
+        from prefkit.runs import Run
+        run = Run.open("gen", output_dir={str(out)!r})
+        for i in run.pending([str(i) for i in range(100000)]):
+            run.append({{"row_id": i, "text": "x" * 500}})
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        p = out / "results.jsonl"
+        if p.exists() and p.stat().st_size > 50_000:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    rows = read_jsonl(out / "results.jsonl")  # the torn tail (if any) is dropped
+    n = len(rows)
+    assert n > 0 and [r["row_id"] for r in rows] == [str(i) for i in range(n)]
+    run = Run.open("gen", output_dir=out)
+    todo = run.pending([str(i) for i in range(n + 50)])
+    assert todo == [str(i) for i in range(n, n + 50)]
+    for i in todo:
+        run.append({"row_id": i, "text": "y"})
+    run.finish()
+    ids = [r["row_id"] for r in read_jsonl(out / "results.jsonl")]
+    assert ids == [str(i) for i in range(n + 50)]  # no gap, no duplicate
+
+
+def test_secrets_never_in_manifest(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-value-123456")
+    run = Run.open("gen", output_dir=tmp_path / "r",
+                   config={"api_key": "sk-test-secret-value-123456", "model": "gpt", "headers": {"Authorization": "Bearer x"}},
+                   argv=["prefkit", "gen", "--api-key", "sk-test-secret-value-123456", "--token=abc",
+                         "--note", "key sk-test-secret-value-123456 here"])
+    run.record_failure("1", "401: invalid key sk-test-secret-value-123456")
+    run.finish()
+    for name in ("manifest.json", "failures.jsonl"):
+        text = (tmp_path / "r" / name).read_text()
+        assert "sk-test-secret-value-123456" not in text
+    m = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert m["config"]["api_key"] == "***" and m["config"]["model"] == "gpt"
+    assert "--token=***" in m["argv"] and "abc" not in json.dumps(m["argv"])
+
+
+def test_metrics_and_context_manager(tmp_path):
+    with Run.open("judge", output_dir=tmp_path / "r") as run:
+        run.write_metrics({"win_rate": 0.5})
+        run.write_metrics({"n": 10})
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text()) == {"win_rate": 0.5, "n": 10}
+    with pytest.raises(RuntimeError):
+        with Run.open("judge", output_dir=tmp_path / "r") as run:
+            raise RuntimeError("x")
+    assert Run.load(tmp_path / "r").manifest["status"] == "failed"
+
+
+def test_runs_commands(prefkit_cli, prefkit_home):
+    run = Run.open("gen", name_hint="demo")
+    run.append({"row_id": "1"})
+    run.finish()
+    res = prefkit_cli("runs", "list", "--json")
+    assert res.exit_code == 0 and res.json()[0]["results"] == 1
+    res = prefkit_cli("runs", "show", str(run.path), "--json")
+    assert res.exit_code == 0 and res.json()["manifest"]["command"] == "gen"
+    res = prefkit_cli("runs", "show", str(prefkit_home / "nope"))
+    assert res.exit_code != 0 and "not a prefkit run directory" in res.stderr
