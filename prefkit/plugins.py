@@ -94,7 +94,13 @@ def load_plugins() -> None:
         allow = _allowlist()
         from importlib.metadata import entry_points
 
-        for ep in entry_points(group="prefkit"):
+        eps = list(entry_points(group="prefkit"))
+        if allow:
+            known = {ep.name for ep in eps} | {ep.dist.name for ep in eps if ep.dist is not None}
+            for name in sorted(allow - known):
+                _warn(f"PREFKIT_LOAD_PLUGINS names {name!r}, but no installed plugin has that name "
+                      f"(installed: {', '.join(sorted(ep.name for ep in eps)) or 'none'})")
+        for ep in eps:
             dist_name = ep.dist.name if ep.dist is not None else None
             version = ep.dist.version if ep.dist is not None else None
             if allow is not None and ep.name not in allow and (dist_name or "") not in allow:
@@ -140,6 +146,21 @@ def _reset_registries() -> None:
     _registries = None
 
 
+def _call_impl(hook_name: str, impl, *args) -> tuple[bool, Any]:
+    """Call one plugin's implementation; a failure costs one warning, not the CLI."""
+    name = impl.plugin_name
+    _trace(f"calling {hook_name} on plugin {name}")
+    try:
+        return True, impl.function(*args)
+    except PluginError:
+        raise
+    except Exception as exc:
+        if os.environ.get("PREFKIT_DEBUG", "") not in ("", "0"):
+            raise
+        _warn(f"plugin {name!r} raised in {hook_name} and was skipped: {type(exc).__name__}: {exc}")
+        return False, None
+
+
 def call_each(hook_name: str, **kwargs) -> list[tuple[str, Any]]:
     """Call every implementation of a hook on its own, isolating failures.
 
@@ -149,17 +170,9 @@ def call_each(hook_name: str, **kwargs) -> list[tuple[str, Any]]:
     hook = getattr(pm.hook, hook_name)
     out = []
     for impl in reversed(hook.get_hookimpls()):  # registration order
-        name = impl.plugin_name
-        _trace(f"calling {hook_name} on plugin {name}")
-        try:
-            args = [kwargs[a] for a in impl.argnames]
-            out.append((name, impl.function(*args)))
-        except PluginError:
-            raise
-        except Exception as exc:
-            if os.environ.get("PREFKIT_DEBUG", "") not in ("", "0"):
-                raise
-            _warn(f"plugin {name!r} raised in {hook_name} and was skipped: {type(exc).__name__}: {exc}")
+        ok, result = _call_impl(hook_name, impl, *[kwargs[a] for a in impl.argnames])
+        if ok:
+            out.append((impl.plugin_name, result))
     return out
 
 
@@ -233,15 +246,7 @@ def registries() -> dict[str, Registry]:
                 def register(obj, name=None, aliases=(), _reg=reg, _plugin=plugin, **meta):
                     return _reg.add(obj, _plugin, name=name, aliases=aliases, **meta)
 
-                _trace(f"calling {hook_name} on plugin {plugin}")
-                try:
-                    impl.function(register)
-                except PluginError:
-                    raise
-                except Exception as exc:
-                    if os.environ.get("PREFKIT_DEBUG", "") not in ("", "0"):
-                        raise
-                    _warn(f"plugin {plugin!r} raised in {hook_name} and was skipped: {type(exc).__name__}: {exc}")
+                _call_impl(hook_name, impl, register)
         _registries = regs
         return regs
 

@@ -281,14 +281,19 @@ class NamedSource(DatasetSource):
 
 
 @dataclass
-class HubSource(DatasetSource):
+class _LocatorSource(DatasetSource):
+    """A generic source whose "config" is a locator (hub id or path), not a fixed list."""
+
+    def check(self, config, split):
+        return config, split
+
+
+@dataclass
+class HubSource(_LocatorSource):
     """Any Hugging Face hub dataset: ``hf:org/name[:config]``."""
 
     name: str = "hf"
     description: str = "Any Hugging Face hub dataset: hf:ORG/NAME[:CONFIG] (needs hub access)"
-
-    def check(self, config, split):
-        return config, split
 
     def load_rows(self, config=None, split=None, *, data_dir=None):
         if not config:
@@ -303,14 +308,11 @@ class HubSource(DatasetSource):
 
 
 @dataclass
-class DiskSource(DatasetSource):
+class DiskSource(_LocatorSource):
     """A ``save_to_disk`` directory (Dataset or DatasetDict)."""
 
     name: str = "disk"
     description: str = "A datasets save_to_disk directory: pass its path"
-
-    def check(self, config, split):
-        return config, split
 
     def load_rows(self, config=None, split=None, *, data_dir=None):
         import datasets
@@ -326,14 +328,11 @@ class DiskSource(DatasetSource):
 
 
 @dataclass
-class FileSource(DatasetSource):
+class FileSource(_LocatorSource):
     """A local ``.jsonl``, ``.json``, ``.parquet`` or ``.csv`` file."""
 
     name: str = "file"
     description: str = "A local .jsonl, .json, .parquet or .csv file: pass its path"
-
-    def check(self, config, split):
-        return config, split
 
     def load_rows(self, config=None, split=None, *, data_dir=None):
         return read_table(config or "")

@@ -276,8 +276,7 @@ def stacked_bars(
         ax.invert_yaxis()
         if normalize:
             ax.set_xlim(0, 1)
-        ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.18 if xlabel else -0.1),
-                  ncol=len(names))
+        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         _decorate(ax, title, xlabel or ("proportion" if normalize else None), ylabel, None)
     else:
         ax.set_xticks(pos)

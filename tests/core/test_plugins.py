@@ -124,6 +124,9 @@ def test_allowlist(tmp_path):
     assert [p["name"] for p in only_good] == ["good"]
     by_dist = as_json(run_prefkit("plugins", "--json", site=site, env={"PREFKIT_LOAD_PLUGINS": "prefkit-good"}))
     assert [p["name"] for p in by_dist] == ["good"]
+    typo = run_prefkit("plugins", "--json", site=site, env={"PREFKIT_LOAD_PLUGINS": "good,godo"})
+    assert [p["name"] for p in as_json(typo)] == ["good"]
+    assert "no installed plugin has that name" in typo.stderr and "'godo'" in typo.stderr
     none = as_json(run_prefkit("plugins", "--json", site=site, env={"PREFKIT_LOAD_PLUGINS": ""}))
     assert none == []
     # default plugins (the core's own sources) still load with an empty allowlist
