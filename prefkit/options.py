@@ -59,7 +59,7 @@ def option_params(cls: type, prefix: str = "") -> list[inspect.Parameter]:
             continue
         default = f.default if f.default is not _MISSING else (
             f.default_factory() if f.default_factory is not _MISSING else None)  # type: ignore[misc]
-        if isinstance(default, (list, tuple, dict)) and not f.metadata.get("cli_type"):
+        if isinstance(default, (list, tuple, dict)):  # the dataclass default applies when the flag is absent
             default = None
         names = [_flag_for(f)]
         t = _cli_type(f, hints)
@@ -111,13 +111,19 @@ def with_options(cls: type, param: str, prefix: str = "") -> Callable[[Callable]
             kwargs[param] = build(cls, values, prefix)
             return fn(*args, **kwargs)
 
-        params = [p for p in sig.parameters.values() if p.name != param]
+        try:  # resolve string annotations in the command's own module (typer reads them from the wrapper)
+            hints = typing.get_type_hints(fn)
+        except Exception:
+            hints = {}
+        params = [p.replace(annotation=hints.get(p.name, p.annotation))
+                  for p in sig.parameters.values() if p.name != param]
         # keyword-only options go after the command's own parameters
         positional = [p for p in params if p.kind != inspect.Parameter.KEYWORD_ONLY]
         kwonly = [p for p in params if p.kind == inspect.Parameter.KEYWORD_ONLY]
-        wrapper.__signature__ = sig.replace(parameters=positional + kwonly + extra)  # type: ignore[attr-defined]
-        wrapper.__wrapped__ = None  # typer must read __signature__, not the original
-        del wrapper.__wrapped__
+        new_params = positional + kwonly + extra
+        wrapper.__signature__ = sig.replace(parameters=new_params, return_annotation=hints.get("return", sig.return_annotation))  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in new_params}
+        del wrapper.__wrapped__  # typer must read __signature__, not the original
         return wrapper
 
     return decorate

@@ -1,0 +1,242 @@
+"""Models for training: resolving what ``--model`` names, LoRA targets, adapters and merging.
+
+``--model`` may be:
+
+* a Hugging Face hub id or a local model directory (``config.json``);
+* a PEFT adapter directory (``adapter_config.json``): its base model is read
+  from the adapter config; for further training it is merged first (a
+  ``PeftModel`` is never wrapped twice);
+* a prefkit training run directory (``runs/train/...``): its ``merged/`` model
+  when there is one, else its ``adapter/``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import PrefkitError, UsageError
+
+ADAPTER_CONFIG = "adapter_config.json"
+
+# Attention projection names across architectures, most specific first
+_ATTENTION_SETS = (
+    ("q_proj", "k_proj", "v_proj", "o_proj"),          # Llama, Mistral, Qwen, SmolLM, Gemma
+    ("q_proj", "k_proj", "v_proj", "out_proj"),        # OPT, Phi-1/2, BART
+    ("qkv_proj", "o_proj"),                            # Phi-3
+    ("query_key_value", "dense"),                      # GPT-NeoX, Falcon, Bloom
+    ("Wqkv", "out_proj"),                              # MPT
+    ("c_attn", "c_proj"),                              # GPT-2
+    ("query", "key", "value"),                         # BERT-like
+    ("q", "k", "v", "o"),                              # T5
+)
+
+
+@dataclass
+class ModelRef:
+    """What a ``--model`` value points at."""
+
+    name: str                      # as given
+    path: str                      # model dir / hub id to load (the adapter dir for adapters)
+    adapter: bool = False          # a PEFT adapter directory
+    base: str | None = None        # an adapter's base model
+
+
+def _local(value: str | Path) -> Path | None:
+    p = Path(value).expanduser()
+    return p if p.exists() else None
+
+
+def resolve_model(model: str | Path) -> ModelRef:
+    name = str(model)
+    p = _local(model)
+    if p is None:
+        if name.startswith((".", "/", "~")) or name.count("/") > 1:
+            raise UsageError(f"model {name!r}: no such directory")
+        return ModelRef(name, _alias(name))  # a hub id (or an alias of the backends layer)
+    if p.is_file():
+        raise UsageError(f"model {name!r} is a file; pass a model directory or a hub id")
+    if (p / "manifest.json").exists() and not (p / "config.json").exists() and not (p / ADAPTER_CONFIG).exists():
+        for sub in ("merged", "adapter"):
+            if (p / sub).is_dir():
+                return resolve_model(p / sub)
+        raise UsageError(f"{p} is a prefkit run directory without a trained model (no merged/ or adapter/)")
+    if (p / ADAPTER_CONFIG).exists():
+        return ModelRef(name, str(p), adapter=True, base=adapter_base(p))
+    if not (p / "config.json").exists():
+        raise UsageError(f"{p} is not a model directory (no config.json or {ADAPTER_CONFIG})")
+    return ModelRef(name, str(p))
+
+
+def _alias(name: str) -> str:
+    """Resolve a model alias of the backends layer (``prefkit models``), when it has them."""
+    try:
+        from ..backends import models as bm  # type: ignore[attr-defined]
+
+        fn = getattr(bm, "resolve_model_path", None) or getattr(bm, "resolve_model", None)
+        if fn is not None:
+            out = fn(name)
+            if isinstance(out, (str, Path)):
+                return str(out)
+    except Exception:
+        pass
+    return name
+
+
+def adapter_base(adapter_dir: str | Path) -> str:
+    cfg_path = Path(adapter_dir) / ADAPTER_CONFIG
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{cfg_path}: cannot read the adapter config ({exc})") from None
+    base = cfg.get("base_model_name_or_path")
+    if not base:
+        raise UsageError(f"{cfg_path} does not name its base model (base_model_name_or_path)")
+    return str(base)
+
+
+def adapter_task(adapter_dir: str | Path) -> str | None:
+    try:
+        return json.loads((Path(adapter_dir) / ADAPTER_CONFIG).read_text()).get("task_type")
+    except Exception:
+        return None
+
+
+def load_tokenizer(path: str, fallback: str | None = None):
+    from transformers import AutoTokenizer
+
+    last: Exception | None = None
+    for p in [path, fallback]:
+        if not p:
+            continue
+        try:
+            return AutoTokenizer.from_pretrained(p)
+        except Exception as exc:  # try the fallback (an adapter dir may have no tokenizer)
+            last = exc
+    raise PrefkitError(f"cannot load a tokenizer for {path}: {type(last).__name__}: {last}")
+
+
+def attention_targets(model_path: str, *, kind: str = "sft") -> list[str] | str:
+    """LoRA target modules: the model's attention projections (``'all-linear'`` if none are recognised).
+
+    The architecture is built on the meta device (no weights are read).
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    config = AutoConfig.from_pretrained(model_path)
+    cls = AutoModelForSequenceClassification if kind == "reward" else AutoModelForCausalLM
+    try:
+        with torch.device("meta"):
+            model = cls.from_config(config)
+    except Exception:
+        return "all-linear"
+    return attention_targets_of(model)
+
+
+def attention_targets_of(model: Any) -> list[str] | str:
+    leaves: set[str] = set()
+    for full, module in model.named_modules():
+        parts = full.split(".")
+        if len(parts) < 2 or list(module.children()):
+            continue
+        if any("attn" in p.lower() or "attention" in p.lower() for p in parts[:-1]):
+            leaves.add(parts[-1])
+    for names in _ATTENTION_SETS:
+        if all(n in leaves for n in names):
+            return list(names)
+    return "all-linear"
+
+
+def lora_config(cfg: Any, model_path: str, kind: str):
+    from peft import LoraConfig
+
+    targets = cfg.lora_targets
+    if targets is None:
+        targets = attention_targets(model_path, kind=kind)
+    elif targets == ["all-linear"]:
+        targets = "all-linear"
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=targets,
+                      bias="none", task_type="SEQ_CLS" if kind == "reward" else "CAUSAL_LM")
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+def quantization_config(cfg: Any):
+    """The 4-bit (QLoRA) config; a clear error without CUDA or bitsandbytes."""
+    if not cfg.load_in_4bit:
+        return None
+    if not cfg.lora:
+        raise UsageError("--load-in-4bit trains a LoRA adapter on a 4-bit base (QLoRA); it cannot be combined with --no-lora")
+    if not cuda_available():
+        raise UsageError("--load-in-4bit (QLoRA) needs a CUDA GPU, and none is available; drop --load-in-4bit to "
+                         "train LoRA on a full-precision model")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise UsageError("--load-in-4bit needs bitsandbytes: pip install bitsandbytes") from None
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=compute)
+
+
+def save_tokenizer(tokenizer: Any, out_dir: str | Path) -> None:
+    """Save the tokenizer (and so its chat template) beside a model or adapter."""
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(out_dir))
+
+
+def merge_adapter(adapter_dir: str | Path, output_dir: str | Path, *, dtype: str | None = None,
+                  base_model: str | None = None) -> Path:
+    """Merge a LoRA adapter into its base model and save a normal model directory.
+
+    The base model is read from the adapter config (``base_model_name_or_path``)
+    unless ``base_model`` is given. The tokenizer (with its chat template) is
+    saved beside the merged weights: the adapter's own when it has one, else the
+    base model's. Returns ``output_dir``.
+    """
+    import torch
+
+    adapter_dir = Path(adapter_dir)
+    if not (adapter_dir / ADAPTER_CONFIG).exists():
+        raise UsageError(f"{adapter_dir} is not a PEFT adapter directory (no {ADAPTER_CONFIG})")
+    base = base_model or adapter_base(adapter_dir)
+    out = Path(output_dir)
+    if out.resolve() == adapter_dir.resolve():
+        raise UsageError("--output-dir must differ from the adapter directory")
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    task = adapter_task(adapter_dir)
+    cls = AutoModelForSequenceClassification if task == "SEQ_CLS" else AutoModelForCausalLM
+    kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype) if dtype and dtype != "auto" else (dtype or "auto")}
+    if task == "SEQ_CLS":
+        kwargs["num_labels"] = 1
+    try:
+        model = cls.from_pretrained(base, **kwargs)
+    except OSError as exc:
+        raise PrefkitError(f"cannot load the adapter's base model {base!r} ({exc}); pass the base model "
+                           "explicitly (--base-model) if it moved") from None
+    model = PeftModel.from_pretrained(model, str(adapter_dir))
+    merged = model.merge_and_unload()
+    out.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(str(out))
+    tokenizer = load_tokenizer(str(adapter_dir), fallback=base)
+    if getattr(merged.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
+        merged.config.pad_token_id = tokenizer.pad_token_id
+        merged.config.save_pretrained(str(out))
+    save_tokenizer(tokenizer, out)
+    (out / "prefkit_merge.json").write_text(json.dumps({"adapter": str(adapter_dir), "base_model": base}, indent=2))
+    return out
