@@ -183,8 +183,16 @@ def main(argv: list[str] | None = None) -> None:
 
         error_line("aborted")
         code = 130
+    except click_exc.UsageError as exc:  # bad option value, unknown command: one line, with where to look
+        from .console import error_line
+
+        where = exc.ctx.command_path if getattr(exc, "ctx", None) is not None else "prefkit"
+        error_line(f"{exc.format_message()} (see '{where} --help')")
+        code = exc.exit_code
     except click_exc.ClickException as exc:
-        exc.show()
+        from .console import error_line
+
+        error_line(exc.format_message())
         code = exc.exit_code
     except KeyboardInterrupt:
         from .console import error_line

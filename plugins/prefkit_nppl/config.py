@@ -82,7 +82,7 @@ class TrainOptions:
     select: str = opt("best", help="Checkpoint to keep: best (lowest validation NLL) or last.")
     seed: int = opt(0, help="Seed of initialisation and task sampling.")
     device: str = opt("auto", help="Device: auto, cpu, cuda, cuda:1, mps ...")
-    threads: int = opt(0, help="CPU threads for torch (0: torch's default).")
+    threads: int = opt(1, help="CPU threads for torch (0: torch's default). These models are small: one thread is as fast and does not stall on a busy machine.")
 
     def model_config(self, input_dim: int) -> ModelConfig:
         from prefkit.errors import UsageError
@@ -131,6 +131,7 @@ class EvalOptions:
     num_targets: int = opt(20, help="Pairs per evaluation task.")
     paper: bool = opt(True, help="Draw the paper's synthetic-benchmark numbers in the plot and table (synthetic data only).")
     device: str = opt("auto", help="Device: auto, cpu, cuda ...")
+    threads: int = opt(1, help="CPU threads for torch (0: torch's default).")
     json: bool = opt(False, help="Print the results as JSON.")
 
 

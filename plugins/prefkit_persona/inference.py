@@ -50,7 +50,7 @@ def clean_persona(text: str | None, stops: Iterable[str] = STOP_TEXTS) -> tuple[
     line = " ".join(line.replace("**", "").split())
     while len(line) >= 2 and line[0] in "\"'“" and line[-1] in "\"'”":
         line = line[1:-1].strip()
-    if line[:1] in "\"'“" and line.count(line[0]) == 1:
+    if line and line[0] in "\"'“" and line.count(line[0]) == 1:
         line = line[1:].strip()
     if not line:
         return "", ["empty"]
@@ -146,7 +146,10 @@ class ZeroShotStrategy(PersonaStrategy):
 def get_strategy(name: str) -> PersonaStrategy:
     from prefkit.plugins import registry
 
-    obj = registry("persona_strategies").get(name)
+    reg = registry("persona_strategies")
+    if name not in reg:
+        raise UsageError(f"unknown persona strategy {name!r} (known: {', '.join(sorted(reg.names())) or 'none'})")
+    obj = reg.get(name)
     return obj() if isinstance(obj, type) else obj
 
 
@@ -239,7 +242,8 @@ def infer_personas(config: InferConfig, options: Any = None, *, output_dir: str 
     strategy = get_strategy(config.strategy)
     ctx = strategy.context(split, prompt_file=config.prompt_file, examples_file=config.examples_file)
     dataset = config.dataset or f"persona-inference:{split}"
-    records = load_records(dataset, split=config.data_split, data_dir=config.data_dir, limit=config.limit,
+    data_split = config.data_split or ("train" if config.dataset is None else None)
+    records = load_records(dataset, split=data_split, data_dir=config.data_dir, limit=config.limit,
                            skip_invalid=config.skip_invalid)
     if not records:
         raise UsageError(f"{dataset} has no rows")
@@ -249,20 +253,18 @@ def infer_personas(config: InferConfig, options: Any = None, *, output_dir: str 
 
     model_label = getattr(options, "model", None) or getattr(options, "backend", None) or "default"
     identity = {
-        "dataset": dataset, "data_split": config.data_split, "split": split, "strategy": strategy.name,
+        "dataset": dataset, "data_split": data_split, "split": split, "strategy": strategy.name,
         "prompt": templates.fingerprint(ctx.template, *ctx.demos),
-        "backend": getattr(options, "backend", None), "model": getattr(options, "model", None),
-        "temperature": getattr(options, "temperature", None), "max_tokens": getattr(options, "max_tokens", None),
-        "seed": getattr(options, "seed", None), "stop": getattr(options, "stop", None),
+        "llm": options.identity() if hasattr(options, "identity") else {},
     }
     run = Run.open("infer-personas", config={"infer": config, "llm": options}, identity=identity,
                    output_dir=output_dir, run_name=run_name, fresh=fresh,
                    name_hint=f"{slug(split)}-{strategy.name}-{slug(str(model_label).split('/')[-1])}")
-    run.update_manifest(persona={"split": split, "dataset": dataset, "data_split": config.data_split,
+    run.update_manifest(persona={"split": split, "dataset": dataset, "data_split": data_split,
                                  "strategy": strategy.name, "sides": list(config.sides)})
 
     def on_result(completion):
-        return persona_record(completion, strategy, split=split, dataset=dataset, data_split=config.data_split)
+        return persona_record(completion, strategy, split=split, dataset=dataset, data_split=data_split)
 
     try:
         engine = run_requests(requests, options, run=run, on_result=on_result,
@@ -272,6 +274,11 @@ def infer_personas(config: InferConfig, options: Any = None, *, output_dir: str 
         raise
     summary = summarize_run(run, expected={it.key for it in items})
     summary["engine"] = engine if isinstance(engine, dict) else {}
+    summary["run"] = str(run.path)
+    if getattr(options, "dry_run", False):
+        summary["dry_run"] = True
+        run.finish("dry-run")
+        return summary
     run.write_metrics({"personas": summary["personas"], "flags": summary["flags"],
                        "missing": summary["missing"]})
     run.finish("completed" if summary["missing"] == 0 else "incomplete", personas=summary["personas"])

@@ -4,8 +4,36 @@ import prefkit
 
 
 @prefkit.hookimpl
+def register_datasets(register):
+    from .sources import inference_source, tailoring_source
+
+    register(inference_source())
+    register(tailoring_source())
+
+
+@prefkit.hookimpl
+def register_persona_strategies(register):
+    from .inference import AbductiveStrategy, ZeroShotStrategy
+
+    register(AbductiveStrategy())
+    register(ZeroShotStrategy())
+
+
+@prefkit.hookimpl
+def register_rubrics(register):
+    from .evaluation import plugin_rubrics
+
+    for rubric in plugin_rubrics():
+        register(rubric)
+
+
+@prefkit.hookimpl
 def register_commands(app):
-    # persona inference / evaluation commands are added here (persona engineer A)
+    # persona inference / evaluation commands (persona engineer A)
+    from .cli import infer_personas_cmd, persona_app
+
+    app.command("infer-personas")(infer_personas_cmd)
+    app.add_typer(persona_app, name="persona")
     try:
         from .tailoring.cli import app as tailor_app  # persona tailoring (engineer B)
     except ModuleNotFoundError as exc:

@@ -17,7 +17,6 @@ as a ``Completion`` with ``error`` set instead.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 from typing import Any, Iterable
 
@@ -76,6 +75,8 @@ class Backend:
         """One completion per request, same order. Raise BackendError for a failed call."""
         if len(requests) == 1:
             return [await self.agenerate_one(requests[0])]
+        import asyncio
+
         return list(await asyncio.gather(*(self.agenerate_one(r) for r in requests)))
 
     async def agenerate_one(self, request: ChatRequest) -> Completion:  # pragma: no cover - interface

@@ -56,7 +56,7 @@ PRICES: dict[str, tuple[float, float]] = {
     "mock": (0.0, 0.0),
 }
 
-FREE_BACKENDS = {"hf", "mock"}
+FREE_BACKENDS = {"hf"}  # local models cost nothing (the mock is priced by its model name)
 
 _user_loaded = False
 _user: dict[str, tuple[float, float]] = {}

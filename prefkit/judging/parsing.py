@@ -28,8 +28,9 @@ _RESULT_SIDE = re.compile(_RESULT + r"[\s*]*(?:(?:the )?(?:better|winner|preferr
                           + r"(A|B|" + _TIE_WORDS + r")(?![A-Za-z0-9])", re.I)
 _RESULT_ANY = re.compile(_RESULT, re.I)
 _LABELLED_SIDE = re.compile(
-    r"(?:^|\n|\.\s|\*\*)\s*[#*\s]*(?:(?:the|my|our)\s+)?(?:final\s+)?(?:result|verdict|winner|decision|judg(?:e)?ment|answer|choice|"
-    r"preferred(?:\s+response)?|better\s+response|best\s+response|preference)\s*[*]*\s*(?::|=|-|is)\s*[*\s]*"
+    r"(?:^|\s|\*\*)\s*[#*\s]*(?:(?:the|my|our)\s+)?(?:final\s+)?(?:result|verdict|winner|decision|judg(?:e)?ment|answer|choice|"
+    r"preferred(?:\s+response)?|better\s+response|best\s+response|preference)\s*[*]*"
+    r"(?:\s*(?:is|was|would\s+be)\s*[:=\-]?|\s*[:=\-])\s*[*\s]*"
     r"[\"'\[(]*\s*(?:response|output|answer|assistant|model|option)?\s*[\"'\[(]*\s*"
     r"(A|B|" + _TIE_WORDS + r")(?![A-Za-z0-9])", re.I)
 _DOUBLE_BRACKET = re.compile(r"\[\[\s*(A|B|C|tie)\s*\]\]", re.I)
@@ -44,7 +45,7 @@ _BARE_SIDE = re.compile(r"^[\s*#\"'`(\[]*(?:response|output|answer)?\s*[(\[]*\s*
 _TIE_SENTENCE = re.compile(r"\b(?:it(?:'s| is) a tie|both responses are (?:equally|about equally) (?:good|bad|"
                            r"helpful|strong|weak|appropriate)|the two responses are (?:equally good|equivalent|"
                            r"of equal quality)|neither response is better)\b", re.I)
-_PLACEHOLDER = re.compile(r"either\s+[\"']?A[\"']?\s+or\s+[\"']?B|\bA\s*(?:or|/)\s*B\b", re.I)
+_PLACEHOLDER = re.compile(r"\beither\s+[\"']?A\b|[\"']?\bA\b[\"']?\s*(?:,|or|/)\s*[\"']?\bB\b", re.I)
 
 
 def _norm_side(token: str) -> str | None:
@@ -89,6 +90,9 @@ def parse_pairwise(text: str | None, *, allow_tie: bool = True) -> str | None:
         tail = t[last.end():last.end() + 80]
         if _PLACEHOLDER.search(tail.split("\n")[0]):
             return None
+        sides = {_norm_side(m.group(1)) for m in (_RESULT_SIDE.match(t, mk.start()) for mk in markers) if m}
+        if len(sides) > 1:
+            return None  # "[RESULT] A ... [RESULT] B": the instructions echoed back, or a judge changing its mind
         m = _RESULT_SIDE.match(t, last.start())
         if m:
             return accept(_norm_side(m.group(1)))
@@ -125,7 +129,8 @@ _NUM = r"(\d+(?:\.\d+)?)"
 _RESULT_SCORE = re.compile(_RESULT + r"[\s*\"'(\[]*(?:score\s*(?::|=|of|is)?\s*)?" + _NUM
                            + r"(?:\s*(?:/|out\s+of)\s*(\d+))?", re.I)
 _LABELLED_SCORE = re.compile(
-    r"\b(?:final\s+|overall\s+|total\s+)?(?:score|rating|grade|mark)\s*[*]*\s*(?::|=|-|is|of)\s*[*\s\"'(\[]*" + _NUM
+    r"\b(?:final\s+|overall\s+|total\s+)?(?:score|rating|grade|mark)\s*[*]*"
+    r"(?:\s*(?:is|was|of|would\s+be)\s*[:=\-]?|\s*[:=\-])\s*[*\s\"'(\[]*" + _NUM
     + r"(?:\s*(?:/|out\s+of)\s*(\d+))?", re.I)
 _DOUBLE_BRACKET_NUM = re.compile(r"\[\[\s*" + _NUM + r"\s*(?:/\s*(\d+))?\s*\]\]")
 _FRACTION = re.compile(r"(?<![\w.])" + _NUM + r"\s*(?:/|out\s+of)\s*(\d+)(?![\w.]|/)", re.I)
@@ -161,6 +166,9 @@ def parse_score(text: str | None, *, low: int = 1, high: int = 5) -> int | None:
     t = text.strip()
     markers = list(_RESULT_ANY.finditer(t))
     if markers:
+        values = {m.group(1) for m in (_RESULT_SCORE.match(t, mk.start()) for mk in markers) if m}
+        if len(values) > 1:
+            return None  # several different "[RESULT] N": ambiguous
         m = _RESULT_SCORE.match(t, markers[-1].start())
         if m:
             return _score_value(m.group(1), m.group(2), low, high)

@@ -91,9 +91,29 @@ def _yerr(values: Sequence[Number], errors: Sequence[Any] | None) -> Any:
     return [lows, highs]
 
 
+def wrap_label(text: Any, width: int = 24) -> str:
+    """Break a long label into lines at spaces, underscores, hyphens and slashes (no word is cut)."""
+    import re
+
+    text = str(text)
+    if len(text) <= width:
+        return text
+    pieces = [p for p in re.split(r"(?<=[\s/])|(?<=[_\-])(?![_\-])", text) if p]
+    lines, cur = [], ""
+    for p in pieces:
+        if cur and len(cur) + len(p.rstrip()) > width:
+            lines.append(cur.rstrip())
+            cur = p.lstrip() if p.strip() else ""
+        else:
+            cur += p
+    if cur.strip():
+        lines.append(cur.rstrip())
+    return "\n".join(lines)
+
+
 def _decorate(ax, title, xlabel, ylabel, ylim):
     if title:
-        ax.set_title(title)
+        ax.set_title(wrap_label(title, 70))
     if xlabel:
         ax.set_xlabel(xlabel)
     if ylabel:
@@ -109,7 +129,8 @@ def _width(n_labels: int, per: float = 0.9, base: float = 2.5, lo: float = 4.0, 
 
 
 def _rotate(ax, labels: Sequence[str]) -> None:
-    if sum(len(str(x)) for x in labels) > 60 or max((len(str(x)) for x in labels), default=0) > 14:
+    longest = max((len(line) for x in labels for line in wrap_label(x, 22).split("\n")), default=0)
+    if len(labels) * longest > 70:
         for t in ax.get_xticklabels():
             t.set_rotation(25)
             t.set_horizontalalignment("right")
@@ -162,7 +183,7 @@ def bar_chart(
             ax.annotate(value_format.format(v), (i, top), xytext=(0, 3), textcoords="offset points",
                         ha="center", va="bottom", fontsize=9)
     ax.set_xticks(xs)
-    ax.set_xticklabels([str(x) for x in labels])
+    ax.set_xticklabels([wrap_label(x, 22) for x in labels])
     _rotate(ax, labels)
     _decorate(ax, title, xlabel, ylabel, ylim)
     return _save(fig, path, formats, dpi)
@@ -212,7 +233,7 @@ def grouped_bars(
     if reference is not None:
         ax.axhline(reference, linestyle="--", color="#555555", linewidth=1.2, label=reference_label or None)
     ax.set_xticks(list(range(len(groups))))
-    ax.set_xticklabels([str(g) for g in groups])
+    ax.set_xticklabels([wrap_label(g, 22) for g in groups])
     _rotate(ax, groups)
     ax.legend(frameon=False, loc=legend_loc)
     _decorate(ax, title, xlabel, ylabel, ylim)
@@ -247,7 +268,8 @@ def stacked_bars(
     totals = [sum(float(parts[n][i] or 0) for n in names) for i in range(len(labels))]
     plt = _pyplot()
     if horizontal:
-        fig, ax = plt.subplots(figsize=(7.0, max(2.2, 1.0 + 0.55 * len(labels))))
+        lines = max((wrap_label(x, 30).count("\n") + 1 for x in labels), default=1)
+        fig, ax = plt.subplots(figsize=(8.0, max(2.2, 1.0 + (0.35 + 0.2 * lines) * len(labels))))
     else:
         fig, ax = plt.subplots(figsize=(_width(len(labels), per=0.8), 4.0))
     pos = list(range(len(labels)))
@@ -272,7 +294,7 @@ def stacked_bars(
         (ax.axvline if horizontal else ax.axhline)(reference, linestyle="--", color="#333333", linewidth=1.0)
     if horizontal:
         ax.set_yticks(pos)
-        ax.set_yticklabels([str(x) for x in labels])
+        ax.set_yticklabels([wrap_label(x, 30) for x in labels])
         ax.invert_yaxis()
         if normalize:
             ax.set_xlim(0, 1)
@@ -280,7 +302,7 @@ def stacked_bars(
         _decorate(ax, title, xlabel or ("proportion" if normalize else None), ylabel, None)
     else:
         ax.set_xticks(pos)
-        ax.set_xticklabels([str(x) for x in labels])
+        ax.set_xticklabels([wrap_label(x, 22) for x in labels])
         _rotate(ax, labels)
         if normalize:
             ax.set_ylim(0, 1)
@@ -384,4 +406,4 @@ def loss_curve(
     return _save(fig, path, formats, dpi)
 
 
-__all__ = ["bar_chart", "grouped_bars", "stacked_bars", "line_plot", "loss_curve", "PALETTE", "DEFAULT_FORMATS"]
+__all__ = ["wrap_label", "bar_chart", "grouped_bars", "stacked_bars", "line_plot", "loss_curve", "PALETTE", "DEFAULT_FORMATS"]

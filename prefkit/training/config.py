@@ -98,6 +98,8 @@ class TrainConfig:
     # ---- precision / memory
     bf16: bool | None = opt(None, help="bf16 mixed precision (default: on when the GPU supports it).", cli_type=bool)
     fp16: bool = opt(False, help="fp16 mixed precision (GPUs without bf16).")
+    dtype: str | None = opt(None, help="Weights dtype to load (float32, bfloat16, float16, auto; default: bfloat16 "
+                                       "for LoRA with bf16, else float32).")
     gradient_checkpointing: bool = opt(False, help="Trade compute for memory (off by default; useful on GPUs).")
     # ---- logging / checkpoints
     report_to: str = opt("none", help="Where to log: none, tensorboard, wandb.", parser=_choice(REPORT_TO, "report-to"))

@@ -1,0 +1,175 @@
+"""Overhead of prefkit's training layer over plain TRL.
+
+The same tiny SFT and DPO runs (tiny 2-layer Llama + ≤1k BPE tokenizer, LoRA on
+the attention projections, identical TRL settings) go once through
+``prefkit.training.train`` and once through a plain TRL script, alternating, in
+one process (imports are paid once, before timing). Each timed run covers
+everything a user waits for: loading model + tokenizer, preparing the data,
+training, saving the adapter (prefkit also writes its run manifest, per-step
+log, metrics and loss plot; it does not merge here, since the TRL script does not).
+
+    python benchmarks/training_overhead.py                 # 5 repeats, 30 steps
+    python benchmarks/training_overhead.py --repeats 7 --steps 50 --json
+    python benchmarks/training_overhead.py --markdown      # a section for benchmarks/RESULTS.md
+
+Reports the median wall time of each and the prefkit/TRL ratio (target ≤ 1.05).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROWS = 64
+
+
+def _rows(kind: str) -> list[dict]:
+    """Real text when ../shared/data is present (persona-tailoring), else built-in sentences."""
+    from prefkit.testing.models import tiny_texts
+
+    texts = [t[:300] for t in tiny_texts(4 * ROWS)]
+    out = []
+    for i in range(ROWS):
+        p, a, b = texts[(3 * i) % len(texts)], texts[(3 * i + 1) % len(texts)], texts[(3 * i + 2) % len(texts)]
+        out.append({"prompt": p, "completion": a} if kind == "sft" else {"prompt": p, "chosen": a, "rejected": b})
+    return out
+
+
+def _chat(kind: str, rows: list[dict]) -> list[dict]:
+    """The TRL conversational rows a plain script would write by hand."""
+    def user(t):
+        return [{"role": "user", "content": t}]
+
+    def assistant(t):
+        return [{"role": "assistant", "content": t}]
+
+    if kind == "sft":
+        return [{"prompt": user(r["prompt"]), "completion": assistant(r["completion"])} for r in rows]
+    return [{"prompt": user(r["prompt"]), "chosen": assistant(r["chosen"]), "rejected": assistant(r["rejected"])}
+            for r in rows]
+
+
+def settings(steps: int) -> dict:
+    return dict(max_steps=steps, batch_size=4, grad_accum=1, lr=1e-4, max_length=256, seed=0, lora_r=8,
+                lora_alpha=16, lora_dropout=0.05, logging_steps=5, save_steps=10_000, beta=0.1)
+
+
+def run_prefkit(kind: str, model: Path, rows: list[dict], out: Path, steps: int) -> float:
+    from prefkit.training import TrainConfig, train
+
+    s = settings(steps)
+    cfg = TrainConfig(**{k: v for k, v in s.items() if k != "beta" or kind == "dpo"}, merge=False)
+    t = time.perf_counter()
+    train(kind, model, rows, config=cfg, output_dir=out)
+    return time.perf_counter() - t
+
+
+def run_trl(kind: str, model: Path, rows: list[dict], out: Path, steps: int) -> float:
+    """What a user would write with TRL directly (same settings as the prefkit run)."""
+    t = time.perf_counter()
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoTokenizer
+    from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+
+    s = settings(steps)
+    tok = AutoTokenizer.from_pretrained(str(model))
+    common = dict(output_dir=str(out / "checkpoints"), max_steps=s["max_steps"], learning_rate=s["lr"],
+                  per_device_train_batch_size=s["batch_size"], gradient_accumulation_steps=s["grad_accum"],
+                  max_length=s["max_length"], seed=s["seed"], data_seed=s["seed"], logging_steps=s["logging_steps"],
+                  save_steps=s["save_steps"], bf16=False, gradient_checkpointing=False, report_to=[],
+                  disable_tqdm=True, dataloader_pin_memory=False, model_init_kwargs={"dtype": "float32"})
+    peft = LoraConfig(r=s["lora_r"], lora_alpha=s["lora_alpha"], lora_dropout=s["lora_dropout"],
+                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], task_type="CAUSAL_LM")
+    ds = Dataset.from_list(_chat(kind, rows))
+    if kind == "sft":
+        trainer = SFTTrainer(model=str(model), args=SFTConfig(**common, completion_only_loss=True), train_dataset=ds,
+                             processing_class=tok, peft_config=peft)
+    else:
+        trainer = DPOTrainer(model=str(model), args=DPOConfig(**common, beta=s["beta"]), train_dataset=ds,
+                             processing_class=tok, peft_config=peft)
+    trainer.train()
+    trainer.save_model(str(out / "adapter"))
+    return time.perf_counter() - t
+
+
+def quiet():
+    import warnings
+
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    warnings.simplefilter("ignore")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--kinds", default="sft,dpo")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--markdown", action="store_true", help="print a RESULTS.md section")
+    args = ap.parse_args(argv)
+
+    quiet()
+    import torch
+
+    from prefkit.testing.models import make_tiny_model
+
+    work = Path(tempfile.mkdtemp(prefix="prefkit-bench-"))
+    try:
+        model = make_tiny_model(work / "model")
+        results = {}
+        for kind in args.kinds.split(","):
+            rows = _rows(kind)
+            # warm-up (imports, first-call caches) for both paths, not timed
+            run_prefkit(kind, model, rows, work / f"warm-p-{kind}", 2)
+            run_trl(kind, model, rows, work / f"warm-t-{kind}", 2)
+            times = {"prefkit": [], "trl": []}
+            for i in range(args.repeats):
+                order = ("prefkit", "trl") if i % 2 == 0 else ("trl", "prefkit")
+                for who in order:
+                    out = work / f"{kind}-{who}-{i}"
+                    fn = run_prefkit if who == "prefkit" else run_trl
+                    times[who].append(fn(kind, model, rows, out, args.steps))
+                    shutil.rmtree(out, ignore_errors=True)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            results[kind] = {"prefkit_s": round(med["prefkit"], 3), "trl_s": round(med["trl"], 3),
+                             "ratio": round(med["prefkit"] / med["trl"], 3),
+                             "runs": {k: [round(x, 3) for x in v] for k, v in times.items()}}
+        report = {"steps": args.steps, "repeats": args.repeats, "rows": ROWS, "batch_size": 4, "max_length": 256,
+                  "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+                  "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "results": results}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    if args.json:
+        print(json.dumps(report, indent=2))
+    elif args.markdown:
+        print(markdown(report))
+    else:
+        for kind, r in report["results"].items():
+            print(f"{kind}: prefkit {r['prefkit_s']:.2f} s · TRL {r['trl_s']:.2f} s · ratio {r['ratio']:.3f}")
+    return report
+
+
+def markdown(report: dict) -> str:
+    lines = ["| run | prefkit (median s) | plain TRL (median s) | prefkit / TRL |", "|---|---|---|---|"]
+    for kind, r in report["results"].items():
+        lines.append(f"| {kind} | {r['prefkit_s']:.2f} | {r['trl_s']:.2f} | {r['ratio']:.3f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

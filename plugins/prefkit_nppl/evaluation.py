@@ -1,0 +1,181 @@
+"""Accuracy vs number of context pairs, over seeds, with standard errors; table and plot."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+#: Kobalczyk et al., synthetic benchmark (accuracy %, paper's evaluation notebook).
+PAPER_SYNTHETIC = {
+    "btl": {0: 76.4, 1: 76.4, 3: 76.4, 5: 76.4, 10: 76.4},
+    "dpl": {0: 76.3, 1: 76.3, 3: 76.3, 5: 76.3, 10: 76.3},
+    "nppl": {0: 76.4, 1: 86.6, 3: 94.7, 5: 97.4, 10: 98.9},
+}
+
+
+def accuracy(model, batches, z_samples: int = 16) -> tuple[float, int]:
+    """Micro-averaged accuracy of the posterior predictive over the scored targets."""
+    import torch
+
+    correct, count = 0.0, 0
+    with torch.no_grad():
+        model.eval()
+        for b in batches:
+            p = model.predict_proba(b, samples=z_samples)
+            w = b.score_t
+            correct += float((((p > 0.5).long() == b.choices_t) & w).sum())
+            count += int(w.sum())
+    return correct / max(count, 1), count
+
+
+def evaluate_model(model, data, contexts: Sequence[int], seeds: Iterable[int], conventions: Sequence[str],
+                   split: str = "test", z_samples: int = 16, num_targets: int = 20,
+                   done=lambda key: False, on_result=None) -> list[dict[str, Any]]:
+    """One row per (convention, context size, seed): accuracy on the whole split."""
+    import torch
+
+    from .data import eval_batches
+
+    rows = []
+    for conv in conventions:
+        for k in contexts:
+            for seed in seeds:
+                key = f"{conv}|{k}|{seed}"
+                if done(key):
+                    continue
+                torch.manual_seed(seed)
+                batches = eval_batches(data, split, k, conv, seed, num_targets=num_targets)
+                acc, n = accuracy(model, batches, z_samples)
+                row = {"convention": conv, "context": k, "seed": seed, "accuracy": acc, "n_scored": n}
+                rows.append(row)
+                if on_result:
+                    on_result(key, row)
+    return rows
+
+
+def mean_se(values: Sequence[float]) -> tuple[float, float]:
+    n = len(values)
+    if n == 0:
+        return float("nan"), float("nan")
+    m = sum(values) / n
+    if n < 2:
+        return m, 0.0
+    var = sum((v - m) ** 2 for v in values) / (n - 1)
+    return m, math.sqrt(var / n)
+
+
+def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[int, dict[str, float]]]]:
+    """rows with label, run, convention, context, seed, accuracy ->
+    {label: {convention: {k: {mean, se, n_runs, n_seeds}}}} in percent.
+
+    Several runs under one label (training seeds): each run is averaged over its
+    evaluation seeds first and the standard error is over runs; one run: over seeds.
+    """
+    groups: dict[tuple, dict[str, list[float]]] = {}
+    for r in rows:
+        key = (r["label"], r["convention"], int(r["context"]))
+        groups.setdefault(key, {}).setdefault(r.get("run", ""), []).append(100.0 * r["accuracy"])
+    out: dict[str, dict[str, dict[int, dict[str, float]]]] = {}
+    for (label, conv, k), per_run in groups.items():
+        if len(per_run) > 1:
+            m, se = mean_se([sum(v) / len(v) for v in per_run.values()])
+        else:
+            m, se = mean_se(next(iter(per_run.values())))
+        out.setdefault(label, {}).setdefault(conv, {})[k] = {
+            "mean": m, "se": se, "n_runs": len(per_run), "n_seeds": max(len(v) for v in per_run.values())}
+    return out
+
+
+def table_rows(summary, contexts: Sequence[int], conventions: Sequence[str], paper: bool) -> tuple[list[dict], list[str]]:
+    labels = list(summary)
+    rows, columns = [], ["convention", "context"]
+    for label in labels:
+        columns.append(label)
+        if paper and label in PAPER_SYNTHETIC:
+            columns.append(f"{label} (paper)")
+    for conv in conventions:
+        for k in contexts:
+            row: dict[str, Any] = {"convention": conv, "context": k}
+            for label in labels:
+                cell = summary[label].get(conv, {}).get(k)
+                row[label] = "" if cell is None else f"{cell['mean']:.1f} ± {cell['se']:.1f}"
+                if paper and label in PAPER_SYNTHETIC:
+                    ref = PAPER_SYNTHETIC[label].get(k)
+                    row[f"{label} (paper)"] = "" if ref is None else f"{ref:.1f}"
+            rows.append(row)
+    return rows, columns
+
+
+def markdown_table(summary, contexts: Sequence[int], convention: str, paper: bool) -> str:
+    labels = list(summary)
+    head = ["context pairs"]
+    for label in labels:
+        head.append(label)
+        if paper and label in PAPER_SYNTHETIC:
+            head.append(f"{label} paper")
+            head.append("gap")
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    for k in contexts:
+        cells = [str(k)]
+        for label in labels:
+            c = summary[label].get(convention, {}).get(k)
+            cells.append("" if c is None else f"{c['mean']:.1f} ± {c['se']:.1f}")
+            if paper and label in PAPER_SYNTHETIC:
+                ref = PAPER_SYNTHETIC[label].get(k)
+                cells.append("" if ref is None else f"{ref:.1f}")
+                cells.append("" if (ref is None or c is None) else f"{c['mean'] - ref:+.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_accuracy(summary, contexts: Sequence[int], conventions: Sequence[str], path: str | Path,
+                  paper: bool = False, title: str | None = None) -> list[Path]:
+    """Accuracy vs context size, one line per model (± s.e. band), one panel per convention;
+    the paper's numbers as dashed lines when ``paper``."""
+    import matplotlib
+
+    if matplotlib.get_backend().lower() != "agg":
+        matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    try:
+        from prefkit.reports.plots import PALETTE
+    except Exception:  # pragma: no cover - the core's palette is optional
+        PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9")
+    names = {"unseen": "targets exclude the context", "paper": "paper's convention (context among targets)",
+             "all": "all targets incl. context"}
+    n = len(conventions)
+    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 3.9), squeeze=False, sharey=True)
+    for ax, conv in zip(axes[0], conventions):
+        for j, (label, by_conv) in enumerate(summary.items()):
+            color = PALETTE[j % len(PALETTE)]
+            pts = by_conv.get(conv, {})
+            ks = [k for k in contexts if k in pts]
+            if not ks:
+                continue
+            m = [pts[k]["mean"] for k in ks]
+            se = [pts[k]["se"] for k in ks]
+            ax.errorbar(ks, m, yerr=se, label=label, color=color, marker="o", markersize=4, linewidth=1.6,
+                        capsize=3)
+            if paper and label in PAPER_SYNTHETIC and conv == "paper":
+                ref = [PAPER_SYNTHETIC[label].get(k) for k in ks]
+                ax.plot(ks, ref, linestyle="--", color=color, linewidth=1.1, alpha=0.8, label=f"{label} (paper)")
+        ax.set_title(names.get(conv, conv), fontsize=10)
+        ax.set_xlabel("context pairs")
+        ax.set_xticks(list(contexts))
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("accuracy on target choices (%)")
+    axes[0][-1].legend(frameon=False, fontsize=8, loc="lower right")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    p = Path(path).with_suffix("")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in ("png", "pdf"):
+        target = p.with_suffix("." + fmt)
+        fig.savefig(target, dpi=150)
+        written.append(target)
+    plt.close(fig)
+    return written

@@ -1,0 +1,97 @@
+"""Augment the source dataset of a persona-inference run with its personas.
+
+Personas are joined to rows by ``row_id`` (the row's ``row_id``/``id`` column,
+else its index in the split: the same id ``infer-personas`` stored), never by
+line position. The result is saved with ``save_to_disk`` (a DatasetDict with
+the run's split), and pushed to the hub only when asked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefkit.errors import PrefkitError, UsageError
+
+from .inference import SIDES
+from .runs import load_persona_run
+
+ID_COLUMNS = ("row_id", "id")
+
+
+def row_ids(rows: list[dict[str, Any]]) -> list[str]:
+    """The ids ``prefkit.load_records`` gives these rows (id column, else the index)."""
+    out = []
+    for i, row in enumerate(rows):
+        rid = next((row[c] for c in ID_COLUMNS if row.get(c) not in (None, "")), None)
+        out.append(str(rid) if rid is not None else str(i))
+    return out
+
+
+def augment_rows(rows: list[dict[str, Any]], personas: dict[str, dict[str, str]], *, keep_missing: bool = False,
+                 column_suffix: str = "_persona_gold") -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Add ``chosen<suffix>``/``rejected<suffix>`` (and ``row_id``) to rows, joined by row id."""
+    ids = row_ids(rows)
+    known = set(ids)
+    unknown = [k for k in personas if k not in known]
+    if unknown:
+        raise UsageError(f"{len(unknown)} persona row id(s) are not in the dataset (e.g. {unknown[0]!r}): "
+                         "the run was made from another dataset or split")
+    out, stats = [], {"rows": len(rows), "augmented": 0, "missing": 0, "replaced_columns": 0}
+    cols = [f"{s}{column_suffix}" for s in SIDES]
+    if rows and any(c in rows[0] for c in cols):
+        stats["replaced_columns"] = sum(1 for c in cols if c in rows[0])
+    for rid, row in zip(ids, rows):
+        got = personas.get(rid, {})
+        complete = all((got.get(s) or "").strip() for s in SIDES)
+        if not complete:
+            stats["missing"] += 1
+            if not keep_missing:
+                continue
+        new = dict(row)
+        new["row_id"] = rid
+        for s in SIDES:
+            new[f"{s}{column_suffix}"] = got.get(s) or ""
+        out.append(new)
+        stats["augmented"] += int(complete)
+    return out, stats
+
+
+def augment(run_dir: str | Path, output_dir: str | Path | None = None, *, data_dir: str | None = None,
+            keep_missing: bool = False, push_to_hub: str | None = None, private: bool = False) -> dict[str, Any]:
+    import datasets
+
+    from prefkit.data import load_rows
+
+    prun = load_persona_run(run_dir)
+    info = prun.manifest.get("persona") or {}
+    first = prun.rows[0]
+    dataset = info.get("dataset") or first.get("dataset")
+    data_split = info.get("data_split") or first.get("data_split")
+    if not dataset:
+        raise UsageError(f"{prun.path} does not say which dataset it was made from")
+    rows = load_rows(dataset, split=data_split, data_dir=data_dir)
+    personas: dict[str, dict[str, str]] = {}
+    flagged = 0
+    for r in prun.usable():
+        personas.setdefault(str(r["row_id"]), {})[r["side"]] = r["persona"]
+        flagged += bool(r.get("flags"))
+    out_rows, stats = augment_rows(rows, personas, keep_missing=keep_missing)
+    if not out_rows:
+        raise UsageError(f"no row of {dataset} has both personas in {prun.path}; nothing to save "
+                         "(finish the run, or use --keep-missing)")
+    split_name = data_split or "train"
+    ds = datasets.DatasetDict({split_name: datasets.Dataset.from_list(out_rows)})
+    out = Path(output_dir) if output_dir else prun.path / "augmented"
+    out.mkdir(parents=True, exist_ok=True)
+    ds.save_to_disk(str(out))
+    stats.update({"output_dir": str(out), "dataset": dataset, "split": split_name, "flagged_personas": flagged,
+                  "columns": list(ds[split_name].column_names)})
+    if push_to_hub:
+        try:
+            ds.push_to_hub(push_to_hub, config_name=(prun.split or "default").replace(" ", "_"), private=private)
+        except Exception as exc:
+            raise PrefkitError(f"saved to {out}, but pushing to the hub as {push_to_hub!r} failed: "
+                               f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+        stats["pushed_to"] = push_to_hub
+    return stats

@@ -1,0 +1,306 @@
+"""CLI of the persona plugin: ``prefkit infer-personas`` and ``prefkit persona ...``.
+
+Imported only when commands are registered; the heavy work (datasets, models,
+the engine) is imported inside the command functions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from prefkit.backends import BackendOptions
+from prefkit.judging import JudgeOptions
+from prefkit.options import RunOptions, split_csv, with_options
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+persona_app = typer.Typer(help="Evaluate, analyse and use inferred personas (accuracy, prefs, saliency, augment, "
+                          "retrieve).", no_args_is_help=True, context_settings=CONTEXT)
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "-"
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+# ---------------------------------------------------------------------------------------------- infer-personas
+@with_options(RunOptions, "run")
+@with_options(BackendOptions, "llm")
+def infer_personas_cmd(
+    split: str = typer.Option(..., "--split", "-s", help="Persona split: BeaverTails, 'Anthropic HHH', Mnemonic or SHP "
+                              "(chooses the data, the split description and the demonstrations)."),
+    strategy: str = typer.Option("abductive", "--strategy", help="Persona strategy (`prefkit persona strategies` lists them)."),
+    prompt_file: Optional[str] = typer.Option(None, "--prompt-file", help="Instruction template to use instead of the "
+                                              "strategy's (placeholders {{prompt}} {{chosen}} {{rejected}}, optional "
+                                              "{{description}} {{examples}})."),
+    examples_file: Optional[str] = typer.Option(None, "--examples-file", help="Few-shot demonstrations file ("
+                                                "blocks separated by '===' lines)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Preference data to explain (default: "
+                                          "persona-inference:<split>); any source name, file or directory."),
+    data_split: Optional[str] = typer.Option(None, "--data-split", help="The dataset's split (default: its default, "
+                                             "train for persona-inference; e.g. sft_train for persona-tailoring)."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Offline mirror folder (also PREFKIT_DATA_DIR)."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Only the first N rows (2 personas each)."),
+    sides: str = typer.Option("chosen,rejected", "--sides", help="Which personas: chosen, rejected or both."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip rows with an empty prompt/response."),
+    json_: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    *,
+    llm: BackendOptions,
+    run: RunOptions,
+) -> None:
+    """Infer the persona of a user who would prefer each response (chosen side and rejected side) of every row.
+
+    Runs on the local default model unless you pick a backend; results go to
+    runs/infer-personas/<run-name>/results.jsonl and re-running resumes.
+    """
+    from prefkit.console import console, print_json, print_table
+
+    from .inference import InferConfig, infer_personas
+    from .runs import load_persona_run
+
+    cfg = InferConfig(split=split, strategy=strategy, prompt_file=prompt_file, examples_file=examples_file,
+                      dataset=dataset, data_split=data_split, data_dir=data_dir, limit=limit,
+                      sides=tuple(split_csv(sides)), skip_invalid=skip_invalid)
+    summary = infer_personas(cfg, llm, output_dir=run.output_dir, run_name=run.run_name, fresh=run.fresh)
+    if json_:
+        print_json(summary)
+    else:
+        c = console()
+        flags = ", ".join(f"{k}: {v}" for k, v in summary["flags"].items()) or "none"
+        c.print(f"[bold]{summary['personas']}[/bold] personas ({summary['by_side']['chosen']} chosen-side, "
+                f"{summary['by_side']['rejected']} rejected-side) in {summary['run']}/results.jsonl; flagged: {flags}")
+        rows = load_persona_run(summary["run"], need_personas=False).rows[:4]
+        if rows:
+            print_table([{"row": r["row_id"], "side": r["side"], "persona": r["persona"] or "(empty)",
+                          "flags": r.get("flags")} for r in rows], ["row", "side", "persona", "flags"],
+                        title="first personas")
+    if summary["missing"] and not summary.get("dry_run"):
+        raise typer.Exit(1)  # the engine has said which requests failed and that re-running retries them
+
+
+# ---------------------------------------------------------------------------------------------- persona subcommands
+@persona_app.command("strategies")
+def strategies_cmd(json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List persona-inference strategies."""
+    from prefkit.console import print_json, print_table
+    from prefkit.plugins import registry
+
+    rows = [{"name": e.name, "plugin": e.plugin, "description": getattr(e.obj, "description", "")}
+            for e in registry("persona_strategies").entries()]
+    print_json(rows) if json_ else print_table(rows, ["name", "plugin", "description"], title="persona strategies")
+
+
+@persona_app.command("prompt")
+def prompt_cmd(
+    split: str = typer.Option(..., "--split", "-s", help="Persona split."),
+    row: int = typer.Option(0, "--row", help="Row index of the dataset."),
+    side: str = typer.Option("chosen", "--side", help="chosen or rejected."),
+    strategy: str = typer.Option("abductive", "--strategy", help="Persona strategy."),
+    prompt_file: Optional[str] = typer.Option(None, "--prompt-file", help="Instruction template file."),
+    examples_file: Optional[str] = typer.Option(None, "--examples-file", help="Demonstrations file."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Preference data (default persona-inference:<split>)."),
+    data_split: Optional[str] = typer.Option(None, "--data-split", help="The dataset's split."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Offline mirror folder."),
+) -> None:
+    """Print the exact persona-inference prompt for one row (to check an edited template)."""
+    import sys
+
+    from prefkit.data import load_records
+    from prefkit.errors import UsageError
+
+    from .inference import get_strategy, pi_inputs
+    from .splits import INFERENCE_SPLITS, canonical_split
+
+    split_c = canonical_split(split, INFERENCE_SPLITS) if dataset is None else split
+    strat = get_strategy(strategy)
+    ctx = strat.context(split_c, prompt_file=prompt_file, examples_file=examples_file)
+    recs = load_records(dataset or f"persona-inference:{split_c}", split=data_split, data_dir=data_dir, limit=row + 1)
+    if row < 0 or row >= len(recs):
+        raise UsageError(f"--row {row} is out of range (the dataset has {len(recs)} rows)")
+    item = pi_inputs([recs[row]], [side])[0]
+    for m in strat.build_messages(item, ctx):
+        sys.stdout.write(f"[{m['role']}]\n{m['content']}\n")
+
+
+@persona_app.command("accuracy")
+@with_options(RunOptions, "run")
+@with_options(JudgeOptions, "judge")
+@with_options(BackendOptions, "llm")
+def accuracy_cmd(
+    runs: List[str] = typer.Argument(..., help="One or more infer-personas run directories (compared in one plot)."),
+    rubric: str = typer.Option("persona-choice", "--rubric", help="Judge criterion: a rubric name or a "
+                               ".yaml/.json/.txt rubric file (default: persona-choice, which uses the persona)."),
+    plot: Optional[str] = typer.Option(None, "--plot", help="Plot path (PNG and PDF; default: in the judge run)."),
+    plot_metric: str = typer.Option("both_orders", "--plot-metric", help="Plotted accuracy: both_orders (strict) or mean."),
+    no_plot: bool = typer.Option(False, "--no-plot", help="Skip the plot."),
+    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+    *,
+    llm: BackendOptions,
+    judge: JudgeOptions,
+    run: RunOptions,
+) -> None:
+    """Persona accuracy: does a judge, told the persona, pick the response it was inferred for? (both orders)"""
+    from prefkit.console import console, print_json, print_table
+
+    from .evaluation import persona_accuracy
+
+    res = persona_accuracy(runs, llm, judge, rubric=rubric, output_dir=run.output_dir, run_name=run.run_name,
+                           fresh=run.fresh, plot=plot, plot_metric=plot_metric, make_plot=not no_plot)
+    if json_:
+        print_json(res)
+        return
+    rows = []
+    for r in res["runs"]:
+        for side in ("chosen", "rejected"):
+            a = r["accuracy"][side]
+            rows.append({"run": r["label"], "personas": side, "n": a["both_orders"]["n"],
+                         "chosen first": f"{_fmt(a['order_ab']['accuracy'])} ± {_fmt(a['order_ab']['se'])}",
+                         "rejected first": f"{_fmt(a['order_ba']['accuracy'])} ± {_fmt(a['order_ba']['se'])}",
+                         "mean": f"{_fmt(a['mean']['accuracy'])} ± {_fmt(a['mean']['se'])}",
+                         "both orders": f"{_fmt(a['both_orders']['accuracy'])} ± {_fmt(a['both_orders']['se'])}",
+                         "unparsed": a["unparsed"], "empty": a.get("empty_personas", 0)})
+    print_table(rows, list(rows[0]), title="persona accuracy (± s.e.)")
+    for r in res["runs"]:
+        console().print(f"judgments: {r['judge_run']}" + (f"  ({r['failures']} failed; re-run to retry)" if r["failures"] else ""))
+    if res.get("plot"):
+        console().print(f"plot: {', '.join(res['plot'])}")
+
+
+@persona_app.command("prefs")
+@with_options(RunOptions, "run")
+@with_options(JudgeOptions, "judge")
+@with_options(BackendOptions, "llm")
+def prefs_cmd(
+    runs: List[str] = typer.Argument(..., help="One or more infer-personas run directories."),
+    rubric: str = typer.Option("persona-typicality", "--rubric", help="Judge criterion: a rubric name or a "
+                               ".yaml/.json/.txt rubric file (the two personas are shown as Response A/B)."),
+    plot: Optional[str] = typer.Option(None, "--plot", help="Plot path (default: in the judge run)."),
+    no_plot: bool = typer.Option(False, "--no-plot", help="Skip the plot."),
+    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+    *,
+    llm: BackendOptions,
+    judge: JudgeOptions,
+    run: RunOptions,
+) -> None:
+    """Chosen-side vs rejected-side persona of each prompt: which is the more typical user? (both orders; disagreement = tie)"""
+    from prefkit.console import console, print_json, print_table
+
+    from .evaluation import persona_prefs
+
+    res = persona_prefs(runs, llm, judge, rubric=rubric, output_dir=run.output_dir, run_name=run.run_name,
+                        fresh=run.fresh, plot=plot, make_plot=not no_plot)
+    if json_:
+        print_json(res)
+        return
+    rows = [{"run": r["label"], "rows": r["prefs"]["n"],
+             **{k: f"{_fmt(r['prefs']['proportions'][k])} ({r['prefs']['counts'][k]})" for k in ("chosen", "tie", "rejected")},
+             "unparsed": r["prefs"]["unparsed"]} for r in res["runs"]]
+    print_table(rows, list(rows[0]), title="persona preferences: chosen-side / tie / rejected-side")
+    if res.get("plot"):
+        console().print(f"plot: {', '.join(res['plot'])}")
+
+
+@persona_app.command("saliency")
+def saliency_cmd(
+    runs: List[str] = typer.Argument(..., help="One or more infer-personas run directories."),
+    min_count: int = typer.Option(10, "--min-count", help="Only words seen at least this often (both sides together)."),
+    top: int = typer.Option(10, "--top", help="Words listed per side."),
+    per_persona: bool = typer.Option(False, "--per-persona", help="Count a word once per persona."),
+    output: Optional[str] = typer.Option(None, "--output", help="JSON file (default: <RUN>/saliency.json)."),
+    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Most salient words of chosen-side vs rejected-side personas (count(w, side) / count(w))."""
+    import json
+
+    from prefkit.console import console, print_json, print_table, warn
+
+    from .runs import load_persona_run
+    from .saliency import saliency
+
+    results = []
+    for rd in runs:
+        prun = load_persona_run(rd)
+        res = saliency(((r["side"], r["persona"]) for r in prun.usable()), min_count=min_count, top=top,
+                       per_persona=per_persona)
+        res["run"] = str(prun.path)
+        target = Path(output) if output and len(runs) == 1 else (Path(output) / f"{prun.name}.json" if output else prun.path / "saliency.json")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(res, indent=2, ensure_ascii=False))
+        res["written_to"] = str(target)
+        results.append(res)
+    if json_:
+        print_json(results if len(results) > 1 else results[0])
+        return
+    for res in results:
+        if not res["eligible"]:
+            warn(f"{res['run']}: no word occurs {min_count}+ times; lower --min-count")
+        for side in ("chosen", "rejected"):
+            print_table([{"word": d["word"], "saliency": d["saliency"], "count": f"{d['count']}/{d['total']}"}
+                         for d in res[side]], ["word", "saliency", "count"],
+                        title=f"{side}-side personas ({res['personas'][side]}) — {Path(res['run']).name}")
+        console().print(f"saliency JSON: {res['written_to']}")
+
+
+@persona_app.command("augment")
+def augment_cmd(
+    run_dir: str = typer.Argument(..., help="An infer-personas run directory."),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Where to save_to_disk (default: <RUN>/augmented)."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Offline mirror folder."),
+    keep_missing: bool = typer.Option(False, "--keep-missing", help="Keep rows without both personas (empty strings)."),
+    push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", help="Also push to this hub repo id."),
+    private: bool = typer.Option(False, "--private", help="Push as a private dataset."),
+    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Add chosen_persona_gold / rejected_persona_gold to the run's source dataset (joined by row_id) and save it."""
+    from prefkit.console import console, print_json
+
+    from .augment import augment
+
+    stats = augment(run_dir, output_dir, data_dir=data_dir, keep_missing=keep_missing, push_to_hub=push_to_hub,
+                    private=private)
+    if json_:
+        print_json(stats)
+        return
+    console().print(f"saved {stats['augmented']} augmented rows" + (f" (+{stats['missing']} without personas kept)"
+                    if keep_missing and stats["missing"] else (f" ({stats['missing']} rows without both personas left out)"
+                    if stats["missing"] else "")) + f" of {stats['dataset']} [{stats['split']}] to {stats['output_dir']}"
+                    + (f"; pushed to {stats['pushed_to']}" if stats.get("pushed_to") else ""))
+
+
+@persona_app.command("retrieve")
+def retrieve_cmd(
+    split: str = typer.Option(..., "--split", "-s", help="Persona-tailoring split: BeaverTails, 'Anthropic HHH', Mnemonic."),
+    pool: str = typer.Option("sft_train,dpo_train", "--pool", help="Splits whose gold personas can be retrieved."),
+    target: str = typer.Option("test", "--target", help="Split to fill chosen/rejected_persona_retr for."),
+    embedder: str = typer.Option("all-MiniLM-L6-v2", "--embedder", help="all-MiniLM-L6-v2 (bundled, offline), another "
+                                 "sentence-transformers model name/path, or bm25."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Use this dataset (e.g. an augment output "
+                                          "directory) instead of persona-tailoring:<split>."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Offline mirror folder."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Only the first N target rows."),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Run directory (default: runs/persona-retrieve/...)."),
+    run_name: Optional[str] = typer.Option(None, "--run-name", help="Run name."),
+    fresh: bool = typer.Option(False, "--fresh", help="Start over."),
+    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Fill each target row's retrieved personas from the nearest other pool row (by prompt)."""
+    from prefkit.console import console, print_json
+
+    from .retrieval import retrieve
+
+    res = retrieve(split, pool_splits=split_csv(pool), target=target, embedder=embedder, dataset=dataset,
+                   data_dir=data_dir, limit=limit, output_dir=output_dir, run_name=run_name, fresh=fresh)
+    if json_:
+        print_json(res)
+        return
+    agree = "n/a (the target has no retrieved personas)" if res["agreement"] is None else \
+        f"{res['agreement']:.1%} of {res['comparable']} rows identical"
+    extra = "" if res["dataset_neighbour_in_top5"] is None else \
+        f"; the dataset's own neighbour is our top-1 in {res['dataset_neighbour_in_top1']:.1%}, top-5 in {res['dataset_neighbour_in_top5']:.1%}"
+    console().print(f"retrieved personas for {res['rows']} rows from a pool of {res['pool']} ({res['embedder']}); "
+                    f"agreement with the dataset's *_retr columns: {agree}{extra}")
+    console().print(f"dataset: {res['dataset_dir']}")

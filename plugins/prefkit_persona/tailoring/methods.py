@@ -1,0 +1,287 @@
+"""The three persona-tailoring methods and test-split generation, through the core layers.
+
+* :func:`train_tailored` — ``sft`` (LoRA SFT on sft_train, eval on sft_val) and ``dpo``
+  (LoRA DPO on dpo_train, eval on dpo_val, from the merged SFT model) via ``prefkit.train``.
+* :func:`generate` — greedy generation on the test split through the core backend engine
+  (``prefkit.run_requests``; default backend ``hf``), optionally with few-shot
+  demonstrations from the split's ``fewshot`` rows (the ``fewshot`` method).
+
+Every trained model directory gets a ``tailoring.json`` (split, training type, format,
+method), so ``generate`` formats its inputs the way the model was trained without being told.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefkit.errors import UsageError
+
+from .data import load_tailoring_rows
+from .formats import (STOP, build_input, canonical_split, check_format, check_inference_personas,
+                      check_inference_type, check_training_type, dpo_rows, fewshot_messages, fewshot_prefix,
+                      inference_persona, response_seed, sft_rows, system_persona_for)
+from .outputs import result_record
+
+META_FILE = "tailoring.json"
+#: paper defaults (LoRA r 16, alpha 32, dropout 0.05; SFT lr 2e-5; DPO lr 5e-6, beta 0.1; max length 512)
+PAPER_DEFAULTS = {
+    "sft": {"lr": 2e-5, "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "max_length": 512},
+    "dpo": {"lr": 5e-6, "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "max_length": 512, "beta": 0.1},
+}
+TRAIN_SPLITS = {"sft": ("sft_train", "sft_val"), "dpo": ("dpo_train", "dpo_val")}
+DEFAULT_MAX_TOKENS = 512
+#: backends that take text-format inputs as raw text (no chat template)
+LOCAL_BACKENDS = ("hf", "transformers", "local")
+
+
+def _slug(text: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-._")[:60] or "model"
+
+
+def model_label(model: str) -> str:
+    p = Path(str(model))
+    if p.exists():
+        parts = [x for x in p.resolve().parts if x not in ("merged", "adapter", "model")]
+        return _slug("-".join(parts[-2:]))
+    return _slug(str(model).split("/")[-1])
+
+
+def read_model_meta(model: str | Path) -> dict[str, Any]:
+    """``tailoring.json`` of a model (or run) directory, if it has one."""
+    p = Path(str(model))
+    for cand in (p / META_FILE, p.parent / META_FILE):
+        if cand.is_file():
+            try:
+                return json.loads(cand.read_text())
+            except json.JSONDecodeError:
+                return {}
+    return {}
+
+
+def write_model_meta(path: str | Path, meta: dict[str, Any]) -> None:
+    p = Path(path)
+    if p.is_dir():
+        (p / META_FILE).write_text(json.dumps(meta, indent=2))
+
+
+# --------------------------------------------------------------------------- training
+def resolve_trained_model(model: str, allow_adapter: bool = False) -> str:
+    """A model directory for ``model``: itself, or the ``merged/`` model of a tailor sft/dpo output dir.
+
+    ``allow_adapter``: an output dir with only ``adapter/`` gives the adapter (the training layer
+    merges an adapter it starts from).
+    """
+    p = Path(model)
+    if not p.exists():
+        return model  # a hub id
+    if (p / "config.json").is_file():
+        return str(p)
+    meta = read_model_meta(p)
+    for cand in (meta.get("merged_dir"), p / "merged"):
+        if cand and (Path(cand) / "config.json").is_file():
+            return str(cand)
+    if allow_adapter and (p / "adapter" / "adapter_config.json").is_file():
+        return str(p / "adapter")
+    if allow_adapter and (p / "adapter_config.json").is_file():
+        return str(p)
+    if (p / "adapter" / "adapter_config.json").is_file() or (p / "adapter_config.json").is_file():
+        raise UsageError(f"{p} holds a LoRA adapter but no merged model; merge it first "
+                         "(prefkit tailor sft/dpo merge by default, or use prefkit.merge_adapter)")
+    raise UsageError(f"{p} is not a model directory or a tailor sft/dpo output directory (no config.json or merged/)")
+
+
+def paper_config(kind: str, **overrides: Any):
+    """A :class:`prefkit.TrainConfig` with the paper's defaults for ``kind``, then ``overrides``.
+
+    ``paper_config("dpo", max_steps=100)``: LoRA r 16, alpha 32, dropout 0.05, lr 5e-6, beta 0.1,
+    max length 512, and 100 steps.
+    """
+    import prefkit
+
+    return prefkit.TrainConfig(**{**PAPER_DEFAULTS[kind], **overrides})
+
+
+def train_tailored(kind: str, model: str, *, split: str, training_type: str, config: Any = None,
+                   fmt: str = "text", persona_source: str = "gold", data_dir: str | None = None,
+                   limit: int | None = None, eval_limit: int | None = None,
+                   output_dir: str | None = None) -> dict[str, Any]:
+    """Train one persona-tailoring stage through ``prefkit.train``.
+
+    ``sft``: sft_train (eval sft_val) from ``model``; ``dpo``: dpo_train (eval dpo_val) from the SFT
+    model (a merged model dir or a ``tailor sft`` output dir). ``config``: a ``TrainConfig``
+    (default: :func:`paper_config`). ``eval_limit=0`` skips evaluation. Returns a summary
+    (output/adapter/merged dirs, row counts, final metrics); the output dirs get ``tailoring.json``.
+    """
+    import prefkit
+
+    if kind not in TRAIN_SPLITS:
+        raise UsageError(f"unknown method {kind!r} (sft or dpo)")
+    split = canonical_split(split)
+    training_type = check_training_type(training_type)
+    fmt = check_format(fmt)
+    train_split, eval_split = TRAIN_SPLITS[kind]
+    start = resolve_trained_model(model, allow_adapter=True) if kind == "dpo" else model
+    if kind == "dpo":
+        sft_meta = read_model_meta(start)
+        if sft_meta.get("training_type") and sft_meta["training_type"] != training_type:
+            from prefkit.console import warn
+
+            warn(f"the SFT model was trained with training type {sft_meta['training_type']!r}; DPO uses {training_type!r}")
+    train_raw = load_tailoring_rows(split, train_split, data_dir=data_dir, limit=limit)
+    eval_raw = load_tailoring_rows(split, eval_split, data_dir=data_dir, limit=eval_limit) if eval_limit != 0 else []
+    build = sft_rows if kind == "sft" else dpo_rows
+    train_rows = build(train_raw, training_type, split, fmt=fmt, persona_source=persona_source,
+                       where=f"persona-tailoring {split} [{train_split}]")
+    eval_rows = build(eval_raw, training_type, split, fmt=fmt, persona_source=persona_source,
+                      where=f"persona-tailoring {split} [{eval_split}]") if eval_raw else None
+    cfg = config if config is not None else paper_config(kind)
+    # the rows are already in the tailoring text format: the training layer must not wrap them again
+    cfg = cfg.replace(format=fmt, text_template="{prompt}")
+    runs_dir = Path(os.environ.get("PREFKIT_RUNS_DIR", "runs"))
+    out = Path(output_dir) if output_dir else runs_dir / f"tailor-{kind}" / _slug(
+        f"{split}-{training_type}-{model_label(start)}")
+    result = prefkit.train(kind, start, train_rows, eval_rows, config=cfg, output_dir=out)
+    res_out = Path(getattr(result, "output_dir", None) or out)
+    adapter_dir = getattr(result, "adapter_dir", None)
+    merged_dir = getattr(result, "merged_dir", None)  # the training layer merges LoRA unless --no-merge
+    meta = {"method": kind, "split": split, "training_type": training_type, "format": fmt,
+            "persona_source": persona_source, "base_model": str(start), "train_rows": len(train_rows),
+            "eval_rows": len(eval_rows or []), "output_dir": str(res_out),
+            "adapter_dir": str(adapter_dir) if adapter_dir else None,
+            "merged_dir": str(merged_dir) if merged_dir else None}
+    for d in {res_out, Path(adapter_dir) if adapter_dir else None, Path(merged_dir) if merged_dir else None} - {None}:
+        write_model_meta(d, meta)
+    return {**meta, "metrics": dict(getattr(result, "metrics", None) or {})}
+
+
+# --------------------------------------------------------------------------- generation
+@dataclass
+class GenerationPlan:
+    split: str
+    inference_type: str
+    training_type: str
+    fmt: str
+    rows: list[dict[str, Any]]
+    requests: list[Any]
+    inputs: dict[str, Any]
+    personas: dict[str, str | None]
+    skipped: list[str] = field(default_factory=list)
+    demos: Any = None
+    system_persona: str | None = None
+
+
+def plan_generation(model: str, *, split: str, inference_type: str, training_type: str | None = None,
+                    fmt: str | None = None, system_persona: str | None = None, data_dir: str | None = None,
+                    limit: int | None = None, fewshot: bool = False, skip_empty: bool = False,
+                    max_tokens: int | None = None, raw_text: bool = True) -> GenerationPlan:
+    """Everything generation needs, built before any model is loaded (so bad input fails fast).
+
+    ``raw_text``: text-format inputs go to the backend as they are (``extra={"raw_prompt": True}``,
+    which the ``hf`` backend honours by skipping the chat template); without it they are sent
+    as one user message (API backends).
+    """
+    from prefkit import ChatRequest
+
+    split = canonical_split(split)
+    inference_type = check_inference_type(inference_type)
+    meta = read_model_meta(model)
+    training_type = check_training_type(training_type or meta.get("training_type") or "chosen")
+    fmt = check_format(fmt or meta.get("format") or "text")
+    rows = load_tailoring_rows(split, "test", data_dir=data_dir, limit=limit)
+    empty = set(check_inference_personas(rows, inference_type, split, where=f"the {split} test split"))
+    if empty and not skip_empty:
+        shown = ", ".join(sorted(empty, key=lambda x: (len(x), x))[:5])
+        raise UsageError(f"{len(empty)} of {len(rows)} test rows have no persona for --inference-type {inference_type} "
+                         f"(rows {shown}{' ...' if len(empty) > 5 else ''}); pass --skip-empty to leave them out")
+    demos = None
+    if fewshot:
+        demo_rows = load_tailoring_rows(split, "fewshot", data_dir=data_dir)
+        demos = fewshot_prefix(demo_rows, training_type, split) if fmt == "text" else fewshot_messages(
+            demo_rows, training_type)
+    sys_persona = system_persona_for(split, system_persona) if inference_type == "system" else None
+    requests, inputs, personas, kept = [], {}, {}, []
+    for r in rows:
+        if r["row_id"] in empty:
+            continue
+        persona = inference_persona(r, inference_type, split, system_persona)
+        model_input = build_input(r["prompt"], persona, training_type=training_type, split=split, fmt=fmt, demos=demos)
+        key = str(r["row_id"])
+        inputs[key], personas[key] = model_input, persona
+        if fmt == "text":
+            messages = [{"role": "user", "content": model_input}]
+            extra = {"raw_prompt": True} if raw_text else {}
+        else:
+            messages, extra = model_input, {}
+        requests.append(ChatRequest(key=key, messages=messages, stop=[STOP], max_tokens=max_tokens, temperature=0.0,
+                                    extra=extra, meta={"index": r["index"]}))
+        kept.append(r)
+    return GenerationPlan(split=split, inference_type=inference_type, training_type=training_type, fmt=fmt,
+                          rows=kept, requests=requests, inputs=inputs, personas=personas, skipped=sorted(empty),
+                          demos=demos, system_persona=sys_persona)
+
+
+def _digest(value: Any) -> str | None:
+    if value is None:
+        return None
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def generate(model: str, *, split: str, inference_type: str, llm: Any = None, training_type: str | None = None,
+             fmt: str | None = None, system_persona: str | None = None, data_dir: str | None = None,
+             limit: int | None = None, fewshot: bool = False, skip_empty: bool = False,
+             output_dir: str | None = None, run_name: str | None = None, fresh: bool = False,
+             progress: bool = True) -> dict[str, Any]:
+    """Generate answers for the test split; results keyed by ``row_id`` in a resumable run."""
+    import prefkit
+
+    llm = prefkit.BackendOptions() if llm is None else llm
+    model = resolve_trained_model(str(model)) if llm.backend in LOCAL_BACKENDS else str(model)
+    max_tokens = llm.max_tokens or DEFAULT_MAX_TOKENS
+    llm = llm.replace(model=str(model), max_tokens=max_tokens, temperature=0.0,
+                      stop=sorted(set(list(llm.stop or []) + [STOP])))
+    if llm.backend in LOCAL_BACKENDS:
+        # a local model directory can be retrained in place: never answer from the response cache
+        # (the run store already makes generation resumable)
+        llm = llm.replace(cache=False)
+    plan = plan_generation(model, split=split, inference_type=inference_type, training_type=training_type, fmt=fmt,
+                           system_persona=system_persona, data_dir=data_dir, limit=limit, fewshot=fewshot,
+                           skip_empty=skip_empty, max_tokens=max_tokens, raw_text=llm.backend in LOCAL_BACKENDS)
+    method = "fewshot" if fewshot else (read_model_meta(model).get("method") or "model")
+    command = "tailor fewshot" if fewshot else "tailor generate"
+    config = {"split": plan.split, "inference_type": plan.inference_type, "training_type": plan.training_type,
+              "format": plan.fmt, "method": method, "model": str(model), "system_persona": plan.system_persona,
+              "limit": limit, "data_dir": str(Path(data_dir).resolve()) if data_dir else None, "backend": llm.to_dict()}
+    identity = {"split": plan.split, "inference_type": plan.inference_type, "training_type": plan.training_type,
+                "format": plan.fmt, "model": str(model), "system_persona": plan.system_persona,
+                "demos": _digest(plan.demos), "llm": llm.identity()}
+    run = prefkit.Run.open(command, config=config, identity=identity, output_dir=output_dir, run_name=run_name,
+                           name_hint=f"{plan.split}-train-{plan.training_type}-infer-{plan.inference_type}-"
+                                     f"{model_label(model)}", fresh=fresh)
+    by_key = {str(r["row_id"]): r for r in plan.rows}
+    seeds = {k: response_seed(r["prompt"], plan.split, plan.fmt) for k, r in by_key.items()}
+
+    def on_result(c: Any) -> dict[str, Any]:
+        return result_record(by_key[c.key], persona=plan.personas[c.key], model_input=plan.inputs[c.key],
+                             raw=c.text, seed=seeds[c.key], finish_reason=c.finish_reason)
+
+    try:
+        prefkit.run_requests(plan.requests, llm, run=run, on_result=on_result,
+                                       description=f"tailor {plan.split} {plan.inference_type}", progress=progress)
+    except BaseException:
+        run.finish("interrupted")
+        raise
+    results = run.results()
+    counts = {"rows": len(plan.rows), "done": len(results), "failed": len(run.failures()),
+              "skipped_empty_persona": len(plan.skipped),
+              "hit_max_tokens": sum(1 for r in results if r.get("finish_reason") == "length")}
+    run.write_metrics({"counts": counts})
+    status = "completed" if counts["failed"] == 0 and counts["done"] == counts["rows"] else "incomplete"
+    run.finish(status, **counts)
+    return {"run": str(run.path), "status": status, **config, **counts}

@@ -1,0 +1,106 @@
+"""The ``anthropic`` backend: the official Anthropic SDK (Messages API).
+
+System messages become the ``system`` parameter; ``--seed`` is not supported by
+the API and is ignored. The SDK's own retries are off: the engine retries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Backend
+from .openai import sdk_error
+from .types import BackendError, ChatRequest, Completion
+
+FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "refusal": "content_filter",
+          "tool_use": "tool_calls", "pause_turn": "length"}
+_PARAMS: set[str] | None = None
+
+
+def _create_params() -> set[str]:
+    """The keyword arguments ``messages.create`` of the installed SDK accepts."""
+    global _PARAMS
+    if _PARAMS is None:
+        import inspect
+
+        from anthropic.resources.messages import AsyncMessages
+
+        _PARAMS = {n for n in inspect.signature(AsyncMessages.create).parameters if n != "self"}
+    return _PARAMS
+
+
+class AnthropicBackend(Backend):
+    """Anthropic Messages API."""
+
+    name = "anthropic"
+    description = "Anthropic Messages API"
+    default_model = "claude-3-5-haiku-latest"
+
+    def __init__(self, options=None):
+        super().__init__(options)
+        self._client = None
+        self._key: str | None = None
+
+    def cache_namespace(self) -> dict[str, Any]:
+        return {"base_url": (self.options.base_url or "").rstrip("/")}
+
+    def check_ready(self) -> None:
+        from .keys import get_key
+
+        self._key = get_key("anthropic")
+
+    def client(self):
+        if self._client is None:
+            import anthropic
+
+            if self._key is None:
+                self.check_ready()
+            self._client = anthropic.AsyncAnthropic(api_key=self._key, base_url=self.options.base_url or None,
+                                                    max_retries=0, timeout=self.options.timeout)
+        return self._client
+
+    def request_kwargs(self, request: ChatRequest) -> dict[str, Any]:
+        p = self.params_for(request)
+        system = "\n\n".join(str(m["content"]) for m in request.messages if m["role"] == "system")
+        messages = [{"role": m["role"], "content": m["content"]} for m in request.messages if m["role"] != "system"]
+        kw: dict[str, Any] = {"model": self.model_for(request), "messages": messages,
+                              "max_tokens": int(p["max_tokens"])}
+        if system:
+            kw["system"] = system
+        if p["stop"]:
+            kw["stop_sequences"] = list(p["stop"])
+        extra = dict(p["extra"])
+        if p["temperature"] is not None:
+            extra.setdefault("temperature", float(p["temperature"]))
+        # what this SDK version does not take as an argument goes into the JSON body as it is
+        # (recent SDKs dropped temperature/top_p/top_k arguments; the API still reads them)
+        known = _create_params()
+        body = {k: extra.pop(k) for k in list(extra) if k not in known}
+        kw.update(extra)
+        if body:
+            kw["extra_body"] = body
+        return kw
+
+    async def agenerate_one(self, request: ChatRequest) -> Completion:
+        client = self.client()
+        try:
+            resp = await client.messages.create(**self.request_kwargs(request))
+        except Exception as exc:  # noqa: BLE001
+            raise sdk_error(exc, "anthropic") from None
+        blocks = getattr(resp, "content", None) or []
+        texts = [b.text for b in blocks if getattr(b, "type", None) == "text"]
+        finish = FINISH.get(resp.stop_reason or "", resp.stop_reason)
+        if not texts:
+            raise BackendError(f"anthropic: no text in the answer (stop_reason={resp.stop_reason})", retryable=False)
+        usage = getattr(resp, "usage", None)
+        return Completion(key=request.key, text="".join(texts), finish_reason=finish,
+                          usage={"prompt_tokens": int(getattr(usage, "input_tokens", 0) or 0),
+                                 "completion_tokens": int(getattr(usage, "output_tokens", 0) or 0)},
+                          model=getattr(resp, "model", None) or self.model_for(request))
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            try:
+                await self._client.close()
+            finally:
+                self._client = None

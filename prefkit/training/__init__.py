@@ -1,0 +1,68 @@
+"""The training layer: SFT, DPO and reward models on TRL + PEFT, behind one call.
+
+::
+
+    from prefkit.training import TrainConfig, train
+
+    result = train("sft", "HuggingFaceTB/SmolLM2-135M-Instruct", rows,
+                   config=TrainConfig(max_steps=100, lr=2e-4), output_dir="runs/train/my-sft")
+    dpo = train("dpo", result.adapter_dir, pairs)   # merges the SFT adapter, starts a new one
+    result.merged_dir                                # a normal HF model dir (+ tokenizer, chat template)
+
+Trainers are registered through the ``register_trainers`` hook (built-ins:
+``sft``, ``dpo``, ``reward``); ``get_trainer(name)`` finds any of them, a
+plugin's included. See ``docs/training.md``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from .config import DEFAULT_TEXT_TEMPLATE, TrainConfig
+from .core import PreparedTraining, TrainResult, TRLTrainer, last_checkpoint
+from .formats import TextTemplate
+
+__all__ = ["TrainConfig", "TrainResult", "train", "prepare", "merge_adapter", "get_trainer", "TRLTrainer",
+           "PreparedTraining", "DEFAULT_TEXT_TEMPLATE", "last_checkpoint"]
+
+
+def get_trainer(name: str) -> Any:
+    """The trainer registered as ``name`` (``sft``, ``dpo``, ``reward`` or a plugin's)."""
+    from ..plugins import registry
+
+    return registry("trainers").get(name)
+
+
+def train(kind: str, model: str | Path, train_data: Any, eval_data: Any = None, config: TrainConfig | None = None,
+          output_dir: str | Path | None = None, text_template: TextTemplate | None = None, *,
+          run_name: str | None = None, fresh: bool = False, callbacks: Sequence[Any] = (),
+          argv: list[str] | None = None) -> TrainResult:
+    """Train ``model`` with the trainer ``kind`` on ``train_data``; returns a :class:`TrainResult`.
+
+    ``train_data``/``eval_data``: a list of dicts, :class:`prefkit.PreferenceRecord` s or a
+    ``datasets.Dataset`` (sft: prompt/completion; dpo and reward: prompt/chosen/rejected).
+    ``model``: a hub id, a model directory, an adapter directory (merged first) or a
+    prefkit training run directory. ``output_dir``: default ``runs/train/<kind>-<model>-<data hash>``.
+    ``text_template`` (``--format text``): a string with ``{prompt}`` (and any ``{column}``) or a
+    callable ``row -> prompt text``; overrides ``config.text_template``.
+    """
+    return get_trainer(kind).train(model, train_data, eval_data, config, output_dir, text_template,
+                                   run_name=run_name, fresh=fresh, callbacks=callbacks, argv=argv)
+
+
+def prepare(kind: str, model: str | Path, train_data: Any, eval_data: Any = None, config: TrainConfig | None = None,
+            output_dir: str | Path | None = None, text_template: TextTemplate | None = None,
+            **kwargs: Any) -> PreparedTraining:
+    """Set a run up without training: ``.trainer`` is the TRL trainer (its datasets tokenized), ``.run()`` trains."""
+    trainer = get_trainer(kind)
+    if not hasattr(trainer, "prepare"):
+        raise TypeError(f"trainer {kind!r} does not support prepare()")
+    return trainer.prepare(model, train_data, eval_data, config, output_dir, text_template, **kwargs)
+
+
+def merge_adapter(adapter_dir: str | Path, output_dir: str | Path, **kwargs: Any) -> Path:
+    """Merge a LoRA adapter into its base model (read from the adapter config); saves model + tokenizer."""
+    from .models import merge_adapter as _merge
+
+    return _merge(adapter_dir, output_dir, **kwargs)

@@ -1,0 +1,99 @@
+"""SFT: chat and text formats, completion-only loss checked on the labels, outputs of a run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from prefkit.training import TrainConfig, prepare, train
+
+from .conftest import SFT_ROWS, fast_config
+
+
+def _labels(prepared):
+    ds = prepared.trainer.train_dataset
+    return [(row["input_ids"], row["labels"]) for row in ds]
+
+
+def test_chat_format_masks_the_prompt(tiny_model, tiny_tokenizer, tmp_path):
+    prepared = prepare("sft", tiny_model, SFT_ROWS, config=fast_config(), output_dir=tmp_path / "o")
+    for (ids, labels), row in zip(_labels(prepared), SFT_ROWS):
+        prompt_ids = tiny_tokenizer.apply_chat_template([{"role": "user", "content": row["prompt"]}],
+                                                        add_generation_prompt=True, tokenize=True,
+                                                        return_dict=True)["input_ids"]
+        n = len(prompt_ids)
+        assert ids[:n] == prompt_ids
+        assert all(label == -100 for label in labels[:n])          # no loss on the prompt
+        assert labels[n:] == ids[n:]                                # loss on the whole completion
+        assert tiny_tokenizer.decode(ids[n:]).startswith(row["completion"] + "<|im_end|>")
+    # the batches the trainer feeds the model carry the same masking
+    batch = next(iter(prepared.trainer.get_train_dataloader()))
+    assert (batch["labels"] == -100).any() and (batch["labels"] != -100).any()
+
+
+def test_text_format_masks_the_prompt(tiny_model, tiny_tokenizer, tmp_path):
+    cfg = fast_config(format="text")
+    prepared = prepare("sft", tiny_model, SFT_ROWS, config=cfg, output_dir=tmp_path / "o")
+    for (ids, labels), row in zip(_labels(prepared), SFT_ROWS):
+        prompt_ids = tiny_tokenizer(f"Prompt: {row['prompt']}\nResponse:")["input_ids"]
+        n = len(prompt_ids)
+        assert ids[:n] == prompt_ids
+        assert all(label == -100 for label in labels[:n])
+        trained = [t for t in labels if t != -100]
+        assert tiny_tokenizer.decode(trained) == " " + row["completion"] + "<|im_end|>"
+
+
+def test_train_on_prompt_keeps_every_label(tiny_model, tmp_path):
+    prepared = prepare("sft", tiny_model, SFT_ROWS, config=fast_config(train_on_prompt=True),
+                       output_dir=tmp_path / "o")
+    for ids, labels in _labels(prepared):
+        assert labels == ids
+
+
+def test_custom_text_template_reaches_the_tokens(tiny_model, tiny_tokenizer, tmp_path):
+    rows = [dict(r, persona="The user is a chef.") for r in SFT_ROWS]
+    prepared = prepare("sft", tiny_model, rows, config=fast_config(format="text"), output_dir=tmp_path / "o",
+                       text_template="Persona: {persona}\nQ: {prompt}\nA:")
+    ids = prepared.trainer.train_dataset[0]["input_ids"]
+    assert tiny_tokenizer.decode(ids).startswith("Persona: The user is a chef.\nQ: What is the capital")
+
+
+@pytest.mark.slow
+def test_sft_run_outputs(sft_result, tiny_model):
+    r = sft_result
+    assert r.kind == "sft" and r.metrics["global_step"] == 3 and r.metrics["train_loss"] > 0
+    # adapter and merged model each carry the tokenizer and its chat template
+    for d in (r.adapter_dir, r.merged_dir):
+        assert (d / "tokenizer.json").exists()
+        assert (d / "chat_template.jinja").exists() or "chat_template" in json.loads(
+            (d / "tokenizer_config.json").read_text())
+    assert (r.adapter_dir / "adapter_config.json").exists()
+    assert json.loads((r.adapter_dir / "adapter_config.json").read_text())["target_modules"]
+    assert sorted(json.loads((r.adapter_dir / "adapter_config.json").read_text())["target_modules"]) == \
+        ["k_proj", "o_proj", "q_proj", "v_proj"]
+    assert (r.merged_dir / "config.json").exists() and (r.merged_dir / "model.safetensors").exists()
+    # checkpoints carry the tokenizer too
+    ckpts = sorted((r.output_dir / "checkpoints").glob("checkpoint-*"))
+    assert ckpts and (ckpts[-1] / "tokenizer.json").exists() and (ckpts[-1] / "optimizer.pt").exists()
+    # a prefkit run: manifest, metrics, one result line per logged step, the loss curve
+    manifest = json.loads((r.output_dir / "manifest.json").read_text())
+    assert manifest["command"] == "train" and manifest["status"] == "completed"
+    assert manifest["identity"]["kind"] == "sft"
+    metrics = json.loads((r.output_dir / "metrics.json").read_text())
+    assert metrics["merged_dir"] == str(r.merged_dir)
+    logs = [json.loads(line) for line in (r.output_dir / "results.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in logs if x["type"] == "train"] == [1, 2, 3]
+    assert r.loss_plot is not None and r.loss_plot.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_rerun_returns_the_finished_run_and_eval_data(tiny_model, tmp_path):
+    out = tmp_path / "o"
+    cfg = fast_config(max_steps=2, merge=False)
+    first = train("sft", tiny_model, SFT_ROWS, eval_data=SFT_ROWS[:2], config=cfg, output_dir=out)
+    assert "eval_loss" in first.metrics and first.merged_dir is None and first.adapter_dir is not None
+    again = train("sft", tiny_model, SFT_ROWS, eval_data=SFT_ROWS[:2], config=cfg, output_dir=out)
+    assert again.adapter_dir == first.adapter_dir
+    assert again.metrics["train_loss"] == first.metrics["train_loss"]
+    assert len(list((out / "checkpoints").glob("checkpoint-*"))) == 1   # nothing was trained again
