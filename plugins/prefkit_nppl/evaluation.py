@@ -88,7 +88,9 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[int, d
 
 
 def table_rows(summary, contexts: Sequence[int], conventions: Sequence[str], paper: bool) -> tuple[list[dict], list[str]]:
+    """Rows for the terminal table; the paper's numbers go in the paper-convention rows."""
     labels = list(summary)
+    paper = paper and "paper" in conventions
     rows, columns = [], ["convention", "context"]
     for label in labels:
         columns.append(label)
@@ -101,7 +103,7 @@ def table_rows(summary, contexts: Sequence[int], conventions: Sequence[str], pap
                 cell = summary[label].get(conv, {}).get(k)
                 row[label] = "" if cell is None else f"{cell['mean']:.1f} ± {cell['se']:.1f}"
                 if paper and label in PAPER_SYNTHETIC:
-                    ref = PAPER_SYNTHETIC[label].get(k)
+                    ref = PAPER_SYNTHETIC[label].get(k) if conv == "paper" else None
                     row[f"{label} (paper)"] = "" if ref is None else f"{ref:.1f}"
             rows.append(row)
     return rows, columns

@@ -232,7 +232,7 @@ async def execute(requests: Iterable[ChatRequest], options: BackendOptions | Non
                         stats.cost_usd += cost
             else:
                 stats.failed += 1
-                kind = (c.error or "error").split(":")[0][:60]
+                kind = (c.error or "error")[:160]
                 stats.errors[kind] = stats.errors.get(kind, 0) + 1
             try:
                 emit(c)

@@ -13,6 +13,7 @@ def _paper(persona_data, name):
     return str(persona_data / "paper-outputs" / "BeaverTails" / f"{name}.json")
 
 
+@pytest.mark.slow
 def test_judge_pairwise_against_fake_server(persona_data, prefkit_cli, fake_openai_server, tmp_path):
     def responder(req):
         if is_reask(req.messages):
@@ -57,6 +58,7 @@ def test_judge_pairwise_against_fake_server(persona_data, prefkit_cli, fake_open
 
     # re-running resumes: nothing new is sent; a larger --limit judges only the new rows
     sent = fake_openai_server.request_count
+    args.append("--no-plot")
     r = prefkit_cli(*args, env=KEY_ENV)
     assert r.exit_code == 0 and fake_openai_server.request_count == sent
     args[args.index("--limit") + 1] = "15"

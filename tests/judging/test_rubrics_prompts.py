@@ -91,3 +91,14 @@ def test_chat_prompts():
     assert "Score 1:" not in s and "from 1 to 10" in s
     assert "[RESULT] N" in reask_message("score", low=1, high=10)["content"]
     assert "[RESULT] A" in reask_message("pairwise")["content"]
+
+
+def test_public_api_names():
+    import prefkit.judging as judging
+
+    for name in ("Rubric", "get_rubric", "judge_pairwise", "judge_score", "win_rate"):
+        assert getattr(prefkit, name) is getattr(judging, name)
+    assert prefkit.plots.bar_chart is not None
+    assert callable(judging.delta_pq) and "JudgeOptions" in dir(judging)
+    with pytest.raises(AttributeError):
+        judging.nope  # noqa: B018

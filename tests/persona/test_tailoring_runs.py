@@ -220,3 +220,21 @@ def test_generate_through_an_api_backend_on_a_hub_named_split(prefkit_cli, tmp_p
         r = prefkit_cli("tailor", "generate", "m", "--backend", "mock", "-s", "Anthropic HHH", "-i", "gold-chosen",
                         "--data-dir", str(mirror), "-o", str(tmp_path / "g2"), "--json")
         assert r.exit_code == 0 and r.json()["done"] == 3
+
+
+def test_judge_through_an_openai_compatible_server(prefkit_cli, persona_data, fake_openai_server, tmp_path):
+    """The judge calls go over HTTP to an OpenAI-compatible server; server errors are retried, nothing twice."""
+    base = _import(prefkit_cli, persona_data, "none__infer-none")["run"]
+    test = _import(prefkit_cli, persona_data, "none__infer-retr-chosen")["run"]
+    fake_openai_server.responder = overlap_judge
+    fake_openai_server.queue_faults("500", "429")
+    r = prefkit_cli("tailor", "judge", base, test, "--backend", "openai", "--base-url", fake_openai_server.url,
+                    "--model", "judge-model", "--limit", "5", "--max-retries", "3", "--bootstrap", "50", "--no-plot",
+                    "-o", str(tmp_path / "j"), "--json", env={"OPENAI_API_KEY": "sk-test-not-a-real-key-123"})
+    assert r.exit_code == 0, r.output
+    rep = r.json()
+    assert rep["persona_type"] == "retr-chosen"
+    assert all(v["n_judged"] == 5 and v["failed"] == 0 for v in rep["rubrics"].values())
+    stats = fake_openai_server.stats()
+    assert stats["successes"] == 2 * 2 * 5 and stats["duplicates"] == 0
+    assert "sk-test-not-a-real-key" not in (tmp_path / "j/manifest.json").read_text()

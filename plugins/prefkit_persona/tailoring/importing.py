@@ -35,6 +35,7 @@ def import_outputs(file: str, *, split: str, training_type: str | None = None, i
     identity = {"split": split, **types, "file_sha256": digest, "system_persona": sys_persona}
     run = prefkit.Run.open("tailor import-outputs", config=config, identity=identity, output_dir=output_dir,
                            run_name=run_name, name_hint=f"{split}-{Path(file).stem}", fresh=fresh)
+    run.fsync_every = 0  # one bulk write: every line is flushed, and close() fsyncs once at the end
     written = sum(1 for rec in matched["records"] if run.append(rec))
     counts = {"items": len(items), "imported": len(matched["records"]), "written": written,
               "input_mismatches": matched["input_mismatches"],
