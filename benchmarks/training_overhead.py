@@ -8,7 +8,7 @@ everything a user waits for: loading model + tokenizer, preparing the data,
 training, saving the adapter (prefkit also writes its run manifest, per-step
 log, metrics and loss plot; it does not merge here, since the TRL script does not).
 
-    python benchmarks/training_overhead.py                 # 5 repeats, 30 steps
+    python benchmarks/training_overhead.py                 # 5 repeats, 30 steps, 1 torch thread
     python benchmarks/training_overhead.py --repeats 7 --steps 50 --json
     python benchmarks/training_overhead.py --markdown      # a section for benchmarks/RESULTS.md
 
@@ -61,19 +61,27 @@ def settings(steps: int) -> dict:
                 lora_alpha=16, lora_dropout=0.05, logging_steps=5, save_steps=10_000, beta=0.1)
 
 
-def run_prefkit(kind: str, model: Path, rows: list[dict], out: Path, steps: int) -> float:
+def timed(fn, *args) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of one call."""
+    import contextlib
+    import io
+
+    c, t = time.process_time(), time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):  # TRL prints its logs when tqdm is off
+        fn(*args)
+    return time.perf_counter() - t, time.process_time() - c
+
+
+def run_prefkit(kind: str, model: Path, rows: list[dict], out: Path, steps: int) -> None:
     from prefkit.training import TrainConfig, train
 
     s = settings(steps)
     cfg = TrainConfig(**{k: v for k, v in s.items() if k != "beta" or kind == "dpo"}, merge=False)
-    t = time.perf_counter()
     train(kind, model, rows, config=cfg, output_dir=out)
-    return time.perf_counter() - t
 
 
-def run_trl(kind: str, model: Path, rows: list[dict], out: Path, steps: int) -> float:
+def run_trl(kind: str, model: Path, rows: list[dict], out: Path, steps: int) -> None:
     """What a user would write with TRL directly (same settings as the prefkit run)."""
-    t = time.perf_counter()
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoTokenizer
@@ -97,7 +105,6 @@ def run_trl(kind: str, model: Path, rows: list[dict], out: Path, steps: int) -> 
                              processing_class=tok, peft_config=peft)
     trainer.train()
     trainer.save_model(str(out / "adapter"))
-    return time.perf_counter() - t
 
 
 def quiet():
@@ -118,6 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--kinds", default="sft,dpo")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier timings on a shared machine)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--markdown", action="store_true", help="print a RESULTS.md section")
     args = ap.parse_args(argv)
@@ -125,6 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
     quiet()
     import torch
 
+    torch.set_num_threads(args.threads)
     from prefkit.testing.models import make_tiny_model
 
     work = Path(tempfile.mkdtemp(prefix="prefkit-bench-"))
@@ -134,20 +143,26 @@ def main(argv: list[str] | None = None) -> dict:
         for kind in args.kinds.split(","):
             rows = _rows(kind)
             # warm-up (imports, first-call caches) for both paths, not timed
-            run_prefkit(kind, model, rows, work / f"warm-p-{kind}", 2)
-            run_trl(kind, model, rows, work / f"warm-t-{kind}", 2)
-            times = {"prefkit": [], "trl": []}
+            timed(run_prefkit, kind, model, rows, work / f"warm-p-{kind}", 2)
+            timed(run_trl, kind, model, rows, work / f"warm-t-{kind}", 2)
+            wall = {"prefkit": [], "trl": []}
+            cpu = {"prefkit": [], "trl": []}
             for i in range(args.repeats):
                 order = ("prefkit", "trl") if i % 2 == 0 else ("trl", "prefkit")
                 for who in order:
                     out = work / f"{kind}-{who}-{i}"
                     fn = run_prefkit if who == "prefkit" else run_trl
-                    times[who].append(fn(kind, model, rows, out, args.steps))
+                    w, c = timed(fn, kind, model, rows, out, args.steps)
+                    wall[who].append(w)
+                    cpu[who].append(c)
                     shutil.rmtree(out, ignore_errors=True)
-            med = {k: statistics.median(v) for k, v in times.items()}
+            med = {k: statistics.median(v) for k, v in wall.items()}
+            cmed = {k: statistics.median(v) for k, v in cpu.items()}
             results[kind] = {"prefkit_s": round(med["prefkit"], 3), "trl_s": round(med["trl"], 3),
                              "ratio": round(med["prefkit"] / med["trl"], 3),
-                             "runs": {k: [round(x, 3) for x in v] for k, v in times.items()}}
+                             "cpu_ratio": round(cmed["prefkit"] / cmed["trl"], 3),
+                             "wall_runs": {k: [round(x, 3) for x in v] for k, v in wall.items()},
+                             "cpu_runs": {k: [round(x, 3) for x in v] for k, v in cpu.items()}}
         report = {"steps": args.steps, "repeats": args.repeats, "rows": ROWS, "batch_size": 4, "max_length": 256,
                   "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
                   "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "results": results}
@@ -160,14 +175,16 @@ def main(argv: list[str] | None = None) -> dict:
         print(markdown(report))
     else:
         for kind, r in report["results"].items():
-            print(f"{kind}: prefkit {r['prefkit_s']:.2f} s · TRL {r['trl_s']:.2f} s · ratio {r['ratio']:.3f}")
+            print(f"{kind}: prefkit {r['prefkit_s']:.2f} s · TRL {r['trl_s']:.2f} s · wall ratio {r['ratio']:.3f} "
+                  f"· CPU ratio {r['cpu_ratio']:.3f}")
     return report
 
 
 def markdown(report: dict) -> str:
-    lines = ["| run | prefkit (median s) | plain TRL (median s) | prefkit / TRL |", "|---|---|---|---|"]
+    lines = ["| run | prefkit wall (median s) | plain TRL wall (median s) | prefkit / TRL wall | prefkit / TRL CPU |",
+             "|---|---|---|---|---|"]
     for kind, r in report["results"].items():
-        lines.append(f"| {kind} | {r['prefkit_s']:.2f} | {r['trl_s']:.2f} | {r['ratio']:.3f} |")
+        lines.append(f"| {kind} | {r['prefkit_s']:.2f} | {r['trl_s']:.2f} | {r['ratio']:.3f} | {r['cpu_ratio']:.3f} |")
     return "\n".join(lines)
 
 

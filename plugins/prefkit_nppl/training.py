@@ -142,6 +142,7 @@ def train_reward_model(opts: TrainOptions, run, data: PairData | None = None,
 
     samples = opts.z_samples if (cfg.kind == "nppl" and cfg.sample_latents) else 1
     t0 = time.perf_counter()
+    c0 = time.process_time()
     train_time = 0.0
     window: list[dict[str, float]] = []
     with progress_bar(opts.steps, f"training {cfg.kind}", fields=("loss",), disable=None if progress else True) as (bar, task):
@@ -178,11 +179,13 @@ def train_reward_model(opts: TrainOptions, run, data: PairData | None = None,
                     on_log(row)
                 save_resume(resume_path, model, opt, step, best)
     wall = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     resume_path.unlink(missing_ok=True)
     kept = best["step"] if opts.select == "best" else opts.steps
     metrics = {"model": cfg.kind, "trained_steps": opts.steps, "kept_step": kept,
                "best_val_nll": best["val_nll"], "best_val_accuracy": best.get("val_accuracy"),
-               "wall_time_s": round(wall, 2), "train_ms_per_step": round(1000 * train_time / max(1, opts.steps - start), 2),
+               "wall_time_s": round(wall, 2), "cpu_time_s": round(cpu, 2), "resumed_at_step": start,
+               "train_ms_per_step": round(1000 * train_time / max(1, opts.steps - start), 2),
                "device": str(device), "model_file": MODEL_FILE, "model_config": cfg.to_dict(),
                "data": opts.data, "user_types": data.user_types, "input_dim": data.input_dim}
     run.write_metrics(metrics)

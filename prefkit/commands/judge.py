@@ -6,7 +6,6 @@ heavier parts, numpy and matplotlib load when a command runs.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -197,7 +196,7 @@ def judge_pairwise_command(
     resumable run directory (re-run the same command to resume or extend with a
     larger --limit); metrics.json holds the win rates, winrate.png the plot.
     """
-    from prefkit.console import info, print_json, print_table, warn
+    from prefkit.console import info, print_json, warn
     from prefkit.errors import UsageError
     from prefkit.judging import get_rubric, judge_pairwise, win_rate
     from prefkit.judging.inputs import build_pairwise_items, load_context, match_keys

@@ -17,11 +17,26 @@ plugin's included. See ``docs/training.md``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .config import DEFAULT_TEXT_TEMPLATE, TrainConfig
-from .core import PreparedTraining, TrainResult, TRLTrainer, last_checkpoint
-from .formats import TextTemplate
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .core import PreparedTraining, TrainResult
+    from .formats import TextTemplate
+
+_LAZY = {"TrainResult": "core", "TRLTrainer": "core", "PreparedTraining": "core", "last_checkpoint": "core"}
+
+
+def __getattr__(name: str) -> Any:
+    # the trainer classes load on first use, so `prefkit --help` (which reads TrainConfig) stays light
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["TrainConfig", "TrainResult", "train", "prepare", "merge_adapter", "get_trainer", "TRLTrainer",
            "PreparedTraining", "DEFAULT_TEXT_TEMPLATE", "last_checkpoint"]
@@ -35,9 +50,9 @@ def get_trainer(name: str) -> Any:
 
 
 def train(kind: str, model: str | Path, train_data: Any, eval_data: Any = None, config: TrainConfig | None = None,
-          output_dir: str | Path | None = None, text_template: TextTemplate | None = None, *,
+          output_dir: str | Path | None = None, text_template: "TextTemplate | None" = None, *,
           run_name: str | None = None, fresh: bool = False, callbacks: Sequence[Any] = (),
-          argv: list[str] | None = None) -> TrainResult:
+          argv: list[str] | None = None) -> "TrainResult":
     """Train ``model`` with the trainer ``kind`` on ``train_data``; returns a :class:`TrainResult`.
 
     ``train_data``/``eval_data``: a list of dicts, :class:`prefkit.PreferenceRecord` s or a
@@ -52,8 +67,8 @@ def train(kind: str, model: str | Path, train_data: Any, eval_data: Any = None, 
 
 
 def prepare(kind: str, model: str | Path, train_data: Any, eval_data: Any = None, config: TrainConfig | None = None,
-            output_dir: str | Path | None = None, text_template: TextTemplate | None = None,
-            **kwargs: Any) -> PreparedTraining:
+            output_dir: str | Path | None = None, text_template: "TextTemplate | None" = None,
+            **kwargs: Any) -> "PreparedTraining":
     """Set a run up without training: ``.trainer`` is the TRL trainer (its datasets tokenized), ``.run()`` trains."""
     trainer = get_trainer(kind)
     if not hasattr(trainer, "prepare"):

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -357,6 +358,9 @@ class PreparedTraining:
             raise PrefkitError(f"{self.kind} trainer setup failed: {exc}") from None
         for cb in (PrinterCallback, ProgressCallback):
             trainer.remove_callback(cb)
+        for cb in trainer.callback_handler.callbacks:  # TensorBoard logs go to <output_dir>/tensorboard
+            if type(cb).__name__ == "TensorBoardCallback" and getattr(cb, "logging_dir", None) is None:
+                cb.logging_dir = str(out / "tensorboard")
         self.progress_cb = RichProgressCallback(f"{self.kind} training")
         trainer.add_callback(self.progress_cb)
         trainer.add_callback(RunLogCallback(self.run_store))
@@ -445,6 +449,9 @@ class PreparedTraining:
         metrics: dict[str, Any] = dict(train_out.metrics)
         if trainer.eval_dataset is not None:
             metrics.update(trainer.evaluate())
+        # the loss curve is drawn in the background while the model is saved (and merged)
+        plotter = _Background(loss_plot, list(trainer.state.log_history), out / "loss.png",
+                              title=f"{self.kind}: {self.model_ref.name}") if self.main else None
         metrics["global_step"] = trainer.state.global_step
         metrics["wall_time_s"] = round(time.time() - started, 3)
         adapter_dir = merged_dir = None
@@ -455,7 +462,7 @@ class PreparedTraining:
                 if self.main:
                     from .models import save_tokenizer
 
-                    save_tokenizer(self.tokenizer, adapter_dir)
+                    save_tokenizer(self.tokenizer, adapter_dir, if_missing=True)
                     _fix_adapter_base(adapter_dir, self.model_path)
                 if self.cfg.merge:
                     merged_dir = out / "merged"
@@ -469,15 +476,17 @@ class PreparedTraining:
                 if self.main:
                     from .models import save_tokenizer
 
-                    save_tokenizer(self.tokenizer, merged_dir)
+                    save_tokenizer(self.tokenizer, merged_dir, if_missing=True)
             if hasattr(trainer.accelerator, "wait_for_everyone"):
                 trainer.accelerator.wait_for_everyone()
         except BaseException as exc:
+            if plotter is not None:
+                plotter.join()
             self._close_run("failed", error=f"saving: {type(exc).__name__}: {exc}")
             raise
         plot = None
-        if self.main:
-            plot = loss_plot(trainer.state.log_history, out / "loss.png", title=f"{self.kind}: {self.model_ref.name}")
+        if plotter is not None:
+            plot = plotter.join()
             (out / "trainer_done.json").write_text(json.dumps({"global_step": trainer.state.global_step}))
         result = TrainResult(out, adapter_dir, merged_dir, _clean(metrics), plot, self.kind, self.model_path)
         if self.run_store is not None:
@@ -494,6 +503,31 @@ class PreparedTraining:
         plot = out / "loss.png" if (out / "loss.png").exists() else None
         keep = {k: v for k, v in metrics.items() if k not in ("adapter_dir", "merged_dir", "loss_plot", "base_model")}
         return TrainResult(out, adapter, merged, keep, plot, self.kind, metrics.get("base_model"))
+
+
+class _Background:
+    """Run ``fn(*args, **kwargs)`` in a thread; ``join()`` returns its result (None, with a warning, on failure)."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any):
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+        def target() -> None:
+            try:
+                self.result = fn(*args, **kwargs)
+            except Exception as exc:  # a plot must never fail a finished training run
+                self.error = exc
+
+        self.thread = threading.Thread(target=target, name="prefkit-plot", daemon=True)
+        self.thread.start()
+
+    def join(self) -> Any:
+        self.thread.join()
+        if self.error is not None:
+            from ..console import warn
+
+            warn(f"could not draw the loss curve: {type(self.error).__name__}: {self.error}")
+        return self.result
 
 
 def _clean(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -536,16 +570,17 @@ def loss_plot(log_history: list[dict[str, Any]], path: Path, title: str | None =
         series["eval loss"] = [dict(evals).get(s) for s in steps]
     if line_plot is not None:
         try:
-            line_plot(steps, series, path=path, title=title, xlabel="step", ylabel="loss", formats=("png",))
+            line_plot(steps, series, path=path, title=title, xlabel="step", ylabel="loss", formats=("png",),
+                      dpi=110, markers=len(steps) <= 60)
             return path
         except Exception:  # fall back to a minimal plot of our own
             pass
-    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig = Figure(figsize=(6.4, 4.0))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     if train:
         ax.plot(*zip(*train), marker="o", label="train loss")
     if evals:
@@ -556,8 +591,7 @@ def loss_plot(log_history: list[dict[str, Any]], path: Path, title: str | None =
         ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    fig.savefig(path, dpi=110)
     return path
 
 

@@ -71,18 +71,18 @@ def resolve_model(model: str | Path) -> ModelRef:
 
 
 def _alias(name: str) -> str:
-    """Resolve a model alias of the backends layer (``prefkit models``), when it has them."""
+    """Resolve a model alias of the backends layer (``prefkit models``: ``smollm2`` ...), when it has them."""
     try:
-        from ..backends import models as bm  # type: ignore[attr-defined]
-
-        fn = getattr(bm, "resolve_model_path", None) or getattr(bm, "resolve_model", None)
-        if fn is not None:
-            out = fn(name)
-            if isinstance(out, (str, Path)):
-                return str(out)
+        from ..backends.models import resolve_model as backend_resolve
+    except ImportError:
+        return name
+    try:
+        out = backend_resolve(name)
+    except UsageError:
+        raise
     except Exception:
-        pass
-    return name
+        return name
+    return str(out) if isinstance(out, (str, Path)) else name
 
 
 def adapter_base(adapter_dir: str | Path) -> str:
@@ -192,10 +192,16 @@ def quantization_config(cfg: Any):
                               bnb_4bit_compute_dtype=compute)
 
 
-def save_tokenizer(tokenizer: Any, out_dir: str | Path) -> None:
-    """Save the tokenizer (and so its chat template) beside a model or adapter."""
-    if tokenizer is not None:
-        tokenizer.save_pretrained(str(out_dir))
+def save_tokenizer(tokenizer: Any, out_dir: str | Path, *, if_missing: bool = False) -> None:
+    """Save the tokenizer (and so its chat template) beside a model or adapter.
+
+    ``if_missing``: skip when the directory already holds a tokenizer config (the Trainer saved it).
+    """
+    if tokenizer is None:
+        return
+    if if_missing and (Path(out_dir) / "tokenizer_config.json").exists():
+        return
+    tokenizer.save_pretrained(str(out_dir))
 
 
 def merge_adapter(adapter_dir: str | Path, output_dir: str | Path, *, dtype: str | None = None,

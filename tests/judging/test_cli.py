@@ -45,7 +45,6 @@ def test_judge_pairwise_against_fake_server(persona_data, prefkit_cli, fake_open
     assert "###Persona:\nThe user " in first[0]["content"]
     assert "<|end_of_text|>" not in first[0]["content"] and "Prompt:" not in first[0]["content"]
     # judged by length, both orders agree; the carbon-footprint pair was re-asked ("A" both times → tie)
-    by_key = {x["key"]: x for x in results}
     reasked = [x for x in results if x["reasks_ab"] or x["reasks_ba"]]
     assert len(reasked) == 1 and reasked[0]["winner"] == "tie" and reasked[0]["consistent"] is False
     for x in results:

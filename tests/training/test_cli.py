@@ -133,3 +133,15 @@ def test_launcher_accelerate_runs_on_cpu(tiny_model, tmp_path):
     assert out["metrics"]["global_step"] == 2
     manifest = json.loads((tmp_path / "acc" / "manifest.json").read_text())
     assert "--launcher" not in manifest["argv"]      # the child ran the plain command
+
+
+@pytest.mark.slow
+def test_generate_with_hf_backend_from_merged_model(prefkit_cli, sft_result, tmp_path):
+    """A merged training output is a normal HF model dir: `prefkit generate --backend hf --model DIR` runs it."""
+    pytest.importorskip("prefkit.backends.hf")
+    rows = _jsonl(tmp_path / "in.jsonl", [{"prompt": "What is the capital of France?"}])
+    r = prefkit_cli("generate", "--input", rows, "--backend", "hf", "--model", sft_result.merged_dir,
+                    "--max-tokens", "5", "--temperature", "0", "-o", tmp_path / "gen", "--json")
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(x) for x in (tmp_path / "gen" / "results.jsonl").read_text().splitlines()]
+    assert len(lines) == 1 and isinstance(lines[0]["text"], str)

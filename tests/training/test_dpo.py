@@ -14,8 +14,11 @@ pytestmark = pytest.mark.slow
 
 
 def test_dpo_lora(tiny_model, tmp_path):
-    r = train("dpo", tiny_model, PREF_ROWS, config=fast_config(beta=0.2), output_dir=tmp_path / "dpo")
+    pytest.importorskip("tensorboard")
+    r = train("dpo", tiny_model, PREF_ROWS, config=fast_config(beta=0.2, report_to="tensorboard"),
+              output_dir=tmp_path / "dpo")
     assert r.metrics["global_step"] == 2
+    assert list((r.output_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert (r.adapter_dir / "adapter_config.json").exists() and (r.merged_dir / "config.json").exists()
     logs = [json.loads(x) for x in (r.output_dir / "results.jsonl").read_text().splitlines()]
     assert any("rewards/margins" in x or "rewards/chosen" in x for x in logs)

@@ -46,10 +46,11 @@ def _slug(text: str) -> str:
 
 
 def model_label(model: str) -> str:
+    """A short name for a model in run names: the last path part that is not ``merged``/``adapter``."""
     p = Path(str(model))
     if p.exists():
-        parts = [x for x in p.resolve().parts if x not in ("merged", "adapter", "model")]
-        return _slug("-".join(parts[-2:]))
+        parts = [x for x in p.resolve().parts if x not in ("merged", "adapter", "model", "/")]
+        return _slug(parts[-1] if parts else "model")
     return _slug(str(model).split("/")[-1])
 
 
@@ -242,6 +243,7 @@ def generate(model: str, *, split: str, inference_type: str, llm: Any = None, tr
     import prefkit
 
     llm = prefkit.BackendOptions() if llm is None else llm
+    label = model_label(model)
     model = resolve_trained_model(str(model)) if llm.backend in LOCAL_BACKENDS else str(model)
     max_tokens = llm.max_tokens or DEFAULT_MAX_TOKENS
     llm = llm.replace(model=str(model), max_tokens=max_tokens, temperature=0.0,
@@ -263,7 +265,7 @@ def generate(model: str, *, split: str, inference_type: str, llm: Any = None, tr
                 "demos": _digest(plan.demos), "llm": llm.identity()}
     run = prefkit.Run.open(command, config=config, identity=identity, output_dir=output_dir, run_name=run_name,
                            name_hint=f"{plan.split}-train-{plan.training_type}-infer-{plan.inference_type}-"
-                                     f"{model_label(model)}", fresh=fresh)
+                                     f"{label}", fresh=fresh)
     by_key = {str(r["row_id"]): r for r in plan.rows}
     seeds = {k: response_seed(r["prompt"], plan.split, plan.fmt) for k, r in by_key.items()}
 
