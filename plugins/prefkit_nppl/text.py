@@ -243,7 +243,8 @@ class SentenceTransformerEmbedder(Embedder):
         except Exception as exc:
             raise UsageError(f"cannot load sentence-transformer {name!r}: {type(exc).__name__}: {exc}") from None
         self.name = name
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
 
     def embed(self, prompts, responses, batch_size: int = 32):
         import torch

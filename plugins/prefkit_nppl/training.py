@@ -175,9 +175,9 @@ def train_reward_model(opts: TrainOptions, run, data: PairData | None = None,
                 if opts.select == "last" and step == opts.steps:
                     save_model(model, model_path, {"step": step})
                 run.append(row, key=f"step-{step:06d}")
+                save_resume(resume_path, model, opt, step, best)
                 if on_log:
                     on_log(row)
-                save_resume(resume_path, model, opt, step, best)
     wall = time.perf_counter() - t0
     cpu = time.process_time() - c0
     resume_path.unlink(missing_ok=True)

@@ -37,7 +37,8 @@ from .config import TrainConfig
 from .formats import TextTemplate, fingerprint, normalize_rows, require_chat_template
 
 CHECKPOINTS = "checkpoints"
-OUTPUT_NAMES = (CHECKPOINTS, "adapter", "merged", "base", "ref", "loss.png", "loss.pdf")
+DONE_MARKER = "trainer_done.json"
+OUTPUT_NAMES = (CHECKPOINTS, "adapter", "merged", "base", "ref", "loss.png", "loss.pdf", "tensorboard", DONE_MARKER)
 
 
 @dataclass
@@ -249,12 +250,13 @@ class PreparedTraining:
         from ..runs import Run, slug
 
         model_label = Path(ref.name.rstrip("/")).name or "model"
+        data_hash = fingerprint(train_rows)
         if output_dir is None:
             base = Path(os.environ.get("PREFKIT_RUNS_DIR", "runs"))
-            output_dir = base / "train" / slug(run_name or f"{self.kind}-{model_label}-{fingerprint(train_rows)[:8]}")
+            output_dir = base / "train" / slug(run_name or f"{self.kind}-{model_label}-{data_hash[:8]}")
         out = Path(output_dir)
         self.output_dir = out
-        identity = {"kind": self.kind, "model": _abs(ref.name), "data": fingerprint(train_rows),
+        identity = {"kind": self.kind, "model": _abs(ref.name), "data": data_hash,
                     "eval_data": fingerprint(eval_rows) if eval_rows else None,
                     "text_template": _template_identity(template) if cfg.format == "text" else None,
                     **{k: v for k, v in cfg.identity().items() if k != "text_template"}}
@@ -270,16 +272,15 @@ class PreparedTraining:
         if self.main:
             self.run_store = Run.open("train", config={"kind": self.kind, "model": ref.name, **cfg.to_dict()},
                                       identity=identity, output_dir=out, fresh=fresh, argv=argv)
+            self.run_store.fsync_every = 20  # step logs: flushed per line, synced every 20 (checkpoints hold the state)
         self.resume_from = last_checkpoint(out)
-        if self.resume_from is not None and not cfg.resume:
+        if (out / DONE_MARKER).exists() and not cfg.resume:
+            self.already_done = True       # a finished run: return it, do not train again
+        elif self.resume_from is not None and not cfg.resume:
             status = self.run_store.manifest.get("status") if self.run_store else None
-            finished = (self.run_store is not None and (out / "trainer_done.json").exists())
-            if finished:
-                self.already_done = True
-            else:
-                self._close_run("failed", error="checkpoints exist; not resumed")
-                raise UsageError(f"{out} already has checkpoints of an unfinished run (status: {status}); pass "
-                                 "--resume to continue from the last one, or --fresh to start over")
+            self._close_run("failed", error="checkpoints exist; not resumed")
+            raise UsageError(f"{out} already has checkpoints of an unfinished run (status: {status}); pass "
+                             "--resume to continue from the last one, or --fresh to start over")
         if cfg.resume and self.resume_from is None:
             from ..console import info
 
@@ -487,7 +488,7 @@ class PreparedTraining:
         plot = None
         if plotter is not None:
             plot = plotter.join()
-            (out / "trainer_done.json").write_text(json.dumps({"global_step": trainer.state.global_step}))
+            (out / DONE_MARKER).write_text(json.dumps({"global_step": trainer.state.global_step}))
         result = TrainResult(out, adapter_dir, merged_dir, _clean(metrics), plot, self.kind, self.model_path)
         if self.run_store is not None:
             self.run_store.write_metrics({**result.metrics, "adapter_dir": str(adapter_dir) if adapter_dir else None,

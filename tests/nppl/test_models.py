@@ -61,7 +61,8 @@ def test_dpl_probability_formula():
 def test_empty_context_gives_zero_latent_and_no_nan(syn):
     m = RewardModel(ModelConfig(kind="nppl", **SMALL)).eval()
     b = batch(syn, 16)
-    b.mask_c[:4] = False  # four tasks without context
+    b.mask_c[:4] = False  # four tasks without context, the others with at least one pair
+    b.mask_c[4:, 0] = True
     q = m.encode_context(b)
     z = q.sample(5)
     assert torch.isfinite(z).all()
@@ -114,13 +115,13 @@ def test_loss_decreases(syn):
     m = RewardModel(ModelConfig(kind="nppl", **SMALL))
     opt = torch.optim.Adam(m.parameters(), lr=3e-3)
     losses = []
-    for step in range(40):
-        out = task_loss(m, batch(syn, 32, seed=step), 0.001)
+    for step in range(30):
+        out = task_loss(m, batch(syn, 16, seed=step), 0.001)
         opt.zero_grad()
         out["loss"].backward()
         opt.step()
         losses.append(float(out["loss"]))
-    assert sum(losses[-8:]) / 8 < sum(losses[:8]) / 8 - 0.05
+    assert sum(losses[-6:]) / 6 < sum(losses[:6]) / 6 - 0.05
 
 
 @pytest.mark.slow
@@ -131,10 +132,10 @@ def test_latent_is_used_after_training(syn):
     torch.manual_seed(0)
     results = {}
     for kind in ("nppl", "btl"):
-        m = RewardModel(ModelConfig(kind=kind, hidden_dim=64, latent_dim=32, heads=4))
-        opt = torch.optim.Adam(m.parameters(), lr=2e-3)
-        for step in range(250):
-            out = task_loss(m, batch(syn, 32, seed=step), 0.001)
+        m = RewardModel(ModelConfig(kind=kind, hidden_dim=48, latent_dim=16, heads=4))
+        opt = torch.optim.Adam(m.parameters(), lr=3e-3)
+        for step in range(200 if kind == "nppl" else 60):
+            out = task_loss(m, batch(syn, 16, seed=step), 0.001)
             opt.zero_grad()
             out["loss"].backward()
             opt.step()

@@ -27,11 +27,13 @@ def test_inputs_reproduce_every_published_prompt(persona_data):
     """Our text format, first-person rewrite and Mnemonic seed rebuild all 5,490 published model inputs."""
     files = sorted((persona_data / "paper-outputs").glob("*/*.json"))
     assert len(files) >= 12
-    checked = 0
+    checked, tests = 0, {}
     for f in files:
         split = f.parent.name
         meta = F.parse_output_name(f.stem)
-        test = load_tailoring_rows(split, "test", data_dir=persona_data)
+        if split not in tests:
+            tests[split] = load_tailoring_rows(split, "test", data_dir=persona_data)
+        test = tests[split]
         items = json.loads(f.read_text())
         assert len(items) == len(test)
         for row, item in zip(test, items):

@@ -1,0 +1,125 @@
+"""``prefkit nppl`` end to end through the real CLI (small settings)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+SMALL = ["--hidden-dim", "32", "--latent-dim", "16", "--batch-size", "16"]
+
+
+def flat(text: str) -> str:
+    """Messages as one line (rich wraps long lines on narrow terminals)."""
+    return " ".join(text.split())
+
+
+def test_help_lists_the_commands(prefkit_cli):
+    r = prefkit_cli("nppl", "--help")
+    assert r.exit_code == 0
+    for cmd in ("synthetic", "train", "eval", "embed", "dpo", "generate"):
+        assert cmd in r.stdout
+
+
+@pytest.mark.slow
+def test_synthetic_train_eval_end_to_end(prefkit_cli, tmp_path):
+    data = tmp_path / "syn"
+    r = prefkit_cli("nppl", "synthetic", "-o", str(data), "--n", "3000", "--json")
+    assert r.exit_code == 0, r.output
+    info = r.json()
+    assert info["n"] == 3000 and set(info["splits"]) == {"train", "val", "test"}
+    assert (data / "pairs.safetensors").exists() and (data / "manifest.json").exists()
+
+    run = tmp_path / "run"
+    args = ["nppl", "train", "--model", "nppl", "--data", str(data), "--steps", "20", "--eval-every", "10",
+            "-o", str(run), *SMALL]
+    r = prefkit_cli(*args, "--json")
+    assert r.exit_code == 0, r.output
+    m = r.json()
+    assert m["trained_steps"] == 20 and m["kept_step"] in (10, 20)
+    assert (run / "model.safetensors").exists() and not (run / "resume.safetensors").exists()
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["command"] == "nppl train" and manifest["status"] == "completed"
+    logged = [json.loads(l) for l in (run / "results.jsonl").read_text().splitlines()]
+    assert [row["key"] for row in logged] == ["step-000010", "step-000020"]
+
+    # the same command again resumes: nothing is trained or logged twice
+    r = prefkit_cli(*args)
+    assert r.exit_code == 0 and "already trained" in flat(r.stderr)
+    assert len((run / "results.jsonl").read_text().splitlines()) == 2
+
+    ev = tmp_path / "ev"
+    r = prefkit_cli("nppl", "eval", str(run), "--contexts", "0,2", "--seeds", "2", "--z-samples", "2",
+                    "--conventions", "unseen,paper,all", "-o", str(ev), "--json")
+    assert r.exit_code == 0, r.output
+    out = r.json()
+    cells = out["summary"]["nppl"]
+    assert set(cells) == {"unseen", "paper", "all"} and set(cells["unseen"]) == {"0", "2"}
+    assert all(0 <= c["mean"] <= 100 for conv in cells.values() for c in conv.values())
+    assert Path(out["plot"][0]).exists() and (ev / "table.md").exists()
+    assert len((ev / "results.jsonl").read_text().splitlines()) == 3 * 2 * 2
+    # adding a seed computes only the new cells
+    r = prefkit_cli("nppl", "eval", str(run), "--contexts", "0,2", "--seeds", "3", "--z-samples", "2",
+                    "--conventions", "unseen,paper,all", "-o", str(ev))
+    assert r.exit_code == 0, r.output
+    assert len((ev / "results.jsonl").read_text().splitlines()) == 3 * 2 * 3
+    assert "accuracy" in r.stdout
+
+
+def test_interrupted_training_resumes(tmp_path):
+    """Resume from resume.safetensors gives the same weights as an uninterrupted run."""
+    import torch
+    from safetensors.torch import load_file
+
+    from prefkit.runs import Run
+    from prefkit_nppl.config import TrainOptions
+    from prefkit_nppl.data import make_synthetic
+    from prefkit_nppl.training import RESUME_FILE, train_reward_model
+
+    data = make_synthetic(n=2000)
+    kw = dict(model="btl", steps=8, eval_every=4, hidden_dim=16, batch_size=8, select="last")
+    full = Run.open("nppl train", output_dir=tmp_path / "full")
+    train_reward_model(TrainOptions(**kw), full, data=data, progress=False)
+
+    part = Run.open("nppl train", output_dir=tmp_path / "part")
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_4(row):
+        if row["step"] == 4:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_reward_model(TrainOptions(**kw), part, data=data, on_log=stop_at_4, progress=False)
+    assert (tmp_path / "part" / RESUME_FILE).exists()
+    part = Run.open("nppl train", output_dir=tmp_path / "part")
+    m = train_reward_model(TrainOptions(**kw), part, data=data, progress=False)
+    assert m["resumed_at_step"] == 4
+    a = load_file(str(tmp_path / "full" / "model.safetensors"))
+    b = load_file(str(tmp_path / "part" / "model.safetensors"))
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_bad_input_is_one_clear_line(prefkit_cli, tmp_path):
+    r = prefkit_cli("nppl", "train", "--model", "gpt", "-o", str(tmp_path / "x"))
+    assert r.exit_code == 2 and "unknown --model 'gpt'" in flat(r.stderr) and "Traceback" not in r.output
+    r = prefkit_cli("nppl", "train", "--data", str(tmp_path / "missing"), "-o", str(tmp_path / "y"))
+    assert r.exit_code == 2 and "no such directory" in flat(r.stderr)
+    r = prefkit_cli("nppl", "eval", str(tmp_path))
+    assert r.exit_code == 2 and "not a prefkit run directory" in flat(r.stderr)
+    r = prefkit_cli("nppl", "train", "--max-context", "30", "-o", str(tmp_path / "z"))
+    assert r.exit_code == 2 and "--max-context" in flat(r.stderr)
+
+
+def test_eval_rejects_bad_options(prefkit_cli, tmp_path):
+    from prefkit.runs import Run
+
+    Run.open("nppl synthetic", output_dir=tmp_path / "s").finish()
+    r = prefkit_cli("nppl", "eval", str(tmp_path / "s"), "--conventions", "odd")
+    assert r.exit_code == 2 and "unknown --conventions odd" in flat(r.stderr)
+    r = prefkit_cli("nppl", "eval", str(tmp_path / "s"), "--contexts", "1,x")
+    assert r.exit_code == 2 and "integers" in flat(r.stderr)
+    r = prefkit_cli("nppl", "eval", str(tmp_path / "s"))
+    assert r.exit_code == 2 and "expected 'nppl train'" in flat(r.stderr)
