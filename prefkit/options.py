@@ -49,7 +49,12 @@ def _cli_type(f: dataclasses.Field, hints: dict[str, Any]) -> Any:
 
 
 def option_params(cls: type, prefix: str = "") -> list[inspect.Parameter]:
-    """Typer parameters for every CLI field of a dataclass."""
+    """Typer parameters for every CLI field of a dataclass (built once per class: start-up time matters)."""
+    return list(_option_params(cls, prefix))
+
+
+@functools.lru_cache(maxsize=None)
+def _option_params(cls: type, prefix: str) -> tuple[inspect.Parameter, ...]:
     import typer
 
     hints = typing.get_type_hints(cls)
@@ -74,7 +79,7 @@ def option_params(cls: type, prefix: str = "") -> list[inspect.Parameter]:
             inspect.Parameter(prefix + f.name, inspect.Parameter.KEYWORD_ONLY,
                               default=option, annotation=t)
         )
-    return params
+    return tuple(params)
 
 
 def build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:

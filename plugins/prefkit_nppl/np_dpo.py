@@ -132,6 +132,9 @@ def _lora(opts_or_cfg: dict[str, Any]):
 def load_base(model: str, device):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from .text import quiet_transformers
+
+    quiet_transformers()
     try:
         tok = AutoTokenizer.from_pretrained(model)
         lm = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32 if device.type == "cpu" else torch.bfloat16)
@@ -317,8 +320,8 @@ def train_np_dpo(opts: DPOOptions, run, data: PairData, rows: list[dict[str, Any
             loss.backward()
             opt.step()
             acc = float(((pc - rc) > (pr - rr)).float().mean())
-            last = {"step": step, "loss": float(loss), "implicit_accuracy": acc,
-                    "margin": float(opts.beta * logits.mean())}
+            last = {"step": step, "loss": float(loss.detach()), "implicit_accuracy": acc,
+                    "margin": float(opts.beta * logits.detach().mean())}
             run.append(last, key=f"step-{step:06d}")
             bar.update(task, advance=1, loss=f"loss {last['loss']:.3f}")
     meta = {"policy_config": json.dumps(cfg)}

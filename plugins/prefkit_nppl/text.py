@@ -216,6 +216,17 @@ def option_text(prompt: str, response: str) -> str:
 
 
 # ---------------------------------------------------------------------- embedders
+def quiet_transformers() -> None:
+    """No per-load progress bars and load reports from transformers."""
+    try:
+        from transformers.utils import logging as tlog
+
+        tlog.set_verbosity_error()
+        tlog.disable_progress_bar()
+    except Exception:  # pragma: no cover
+        pass
+
+
 class Embedder:
     name: str = ""
     dim: int = 0
@@ -230,6 +241,7 @@ class SentenceTransformerEmbedder(Embedder):
     def __init__(self, name: str, device: str = "cpu"):
         from sentence_transformers import SentenceTransformer
 
+        quiet_transformers()
         path = name
         if name.lower() in MINILM_NAMES:
             try:
@@ -260,11 +272,14 @@ class CausalLMEmbedder(Embedder):
 
     def __init__(self, name: str, device: str = "cpu", max_length: int = 512):
         import torch
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        quiet_transformers()
         try:
             self.tok = AutoTokenizer.from_pretrained(name)
-            self.model = AutoModel.from_pretrained(name, dtype=torch.float32 if device == "cpu" else "auto")
+            lm = AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32 if device == "cpu" else "auto")
+            # the decoder without the LM head: its last_hidden_state is the final (normalised) hidden state
+            self.model = lm.get_decoder() if hasattr(lm, "get_decoder") else lm.base_model
         except Exception as exc:
             raise UsageError(f"cannot load causal LM {name!r}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
         self.model.to(device).eval()

@@ -24,8 +24,6 @@ def reqs(prompts=PROMPTS, **kw):
 
 
 def test_batched_generation_matches_one_at_a_time(tiny_model):
-    from prefkit.testing.backends import MockBackend  # noqa: F401  (keeps the import path exercised)
-
     batched = complete(reqs(), hf_opts(tiny_model, batch_size=4), progress=False)
     single = complete(reqs(), hf_opts(tiny_model, batch_size=1), progress=False)
     assert all(c.ok for c in batched), [c.error for c in batched]
