@@ -34,6 +34,36 @@ def replace_section(text: str, section: str) -> str:
     return "\n".join(lines[:start] + section.rstrip().splitlines() + [""] + lines[end:]).rstrip() + "\n"
 
 
+def text_section(eval_dir: Path) -> str:
+    """The offline text task's table, when its evaluation run is there (see docs/nppl.md)."""
+    import json
+
+    from prefkit_nppl.evaluation import markdown_table
+
+    mp = eval_dir / "metrics.json"
+    if not mp.exists():
+        return ""
+    m = json.loads(mp.read_text())
+    summary = {label: {conv: {int(k): v for k, v in cells.items()} for conv, cells in by.items()}
+               for label, by in m["summary"].items()}
+    manifest = json.loads((eval_dir / "manifest.json").read_text())
+    runs = manifest.get("identity", {}).get("runs", [])
+    steps = ""
+    if runs and (Path(runs[0]) / "manifest.json").exists():
+        cfg = json.loads((Path(runs[0]) / "manifest.json").read_text()).get("config", {})
+        steps = f", {cfg.get('steps')} steps, lr {cfg.get('lr')}, β_KL {cfg.get('beta_kl')}"
+    return f"""
+### Offline text task (persona BeaverTails pairs, two user types: longer vs shorter response)
+
+`prefkit nppl embed` (all-MiniLM-L6-v2, bundled offline) over the persona-tailoring BeaverTails pairs whose
+responses differ in length by at least 20 % (2,232 pairs, 255 test pairs); the two user types disagree on every
+pair, so a model without context scores 50 %. Targets exclude the context; mean ± s.e. over {m.get("seeds")}
+evaluation seeds (one training seed{steps}):
+
+{markdown_table(summary, m["contexts"], "unseen", False)}
+"""
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="btl,dpl,nppl")
@@ -57,11 +87,13 @@ def main(argv=None) -> int:
         for seed in range(args.seeds):
             out = runs_dir / f"{model}-seed{seed}"
             opts = TrainOptions(model=model, seed=seed, steps=args.steps, beta_kl=args.beta_kl, threads=args.threads)
-            t0 = time.perf_counter()
-            train(opts, RunOptions(output_dir=str(out)), progress=False)
-            wall = time.perf_counter() - t0
             import json
 
+            t0 = time.perf_counter()
+            done = (out / "metrics.json").exists() and json.loads((out / "manifest.json").read_text()).get("status") == "completed"
+            if not done or json.loads((out / "metrics.json").read_text()).get("trained_steps") != args.steps:
+                train(opts, RunOptions(output_dir=str(out)), progress=False)
+            wall = time.perf_counter() - t0
             m = json.loads((out / "metrics.json").read_text())
             timing.setdefault(model, []).append((m["wall_time_s"], m.get("cpu_time_s"), m["train_ms_per_step"]))
             print(f"{model} seed {seed}: {m['wall_time_s']:.1f} s training ({m['train_ms_per_step']:.1f} ms/step), "
@@ -118,7 +150,7 @@ at the end of the run), so wall times are inflated; CPU time is what the trainin
 {chr(10).join(time_rows)}
 
 ![accuracy vs context size](nppl_synthetic.png)
-
+{text_section(ROOT / "runs" / "benchmarks" / "nppl_text" / "eval")}
 Reproduce one cell from the command line: `prefkit nppl train --model nppl --seed 0` then
 `prefkit nppl eval runs/nppl-train/nppl-synthetic-seed0`.
 """

@@ -73,7 +73,7 @@ class TrainOptions:
     lr: float = opt(1e-4, help="Adam learning rate.")
     beta_kl: float = opt(0.001, help="KL weight beta in NLL + beta*KL(q(z|context)||q(z|targets)); 0.001 reproduces the paper, >=0.1 makes the model ignore the latent.")
     z_samples: int = opt(1, help="Latent samples per task in training (the NLL is averaged over them).")
-    deterministic: bool = opt(False, help="Deterministic latent (no sampling, no KL) instead of a Gaussian one.")
+    latent: str = opt("auto", help="gaussian (sampled latent with a softplus scale + KL term), deterministic (no sampling, no KL), or auto: gaussian for low-dimensional inputs (the paper's synthetic setup), deterministic for embeddings (its text setup).")
     hidden_dim: int = opt(256, help="Hidden width of every MLP.")
     latent_dim: int = opt(256, help="Latent size.")
     context_input: str = opt("auto", help="Input layer of the context encoder: mlp, linear, or auto (mlp for low-dimensional inputs, linear for embeddings).")
@@ -95,9 +95,14 @@ class TrainOptions:
         for name, v in (("--context-input", ctx), ("--option-encoder", self.option_encoder)):
             if v not in INPUT_LAYERS:
                 raise UsageError(f"unknown {name} {v!r} (choose from {', '.join(INPUT_LAYERS)}{', auto' if name == '--context-input' else ''})")
+        latent = self.latent
+        if latent == "auto":
+            latent = "gaussian" if input_dim <= 16 else "deterministic"
+        if latent not in ("gaussian", "deterministic"):
+            raise UsageError(f"unknown --latent {self.latent!r} (choose from auto, gaussian, deterministic)")
         return ModelConfig(kind=self.model, input_dim=input_dim, hidden_dim=self.hidden_dim,
                            latent_dim=self.latent_dim, option_encoder=self.option_encoder, context_input=ctx,
-                           sample_latents=not self.deterministic)
+                           sample_latents=latent == "gaussian")
 
     def validate(self) -> None:
         from prefkit.errors import UsageError

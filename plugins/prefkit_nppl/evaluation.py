@@ -168,10 +168,17 @@ def plot_accuracy(summary, contexts: Sequence[int], conventions: Sequence[str], 
         ax.set_xticks(list(contexts))
         ax.grid(True, alpha=0.3)
     axes[0][0].set_ylabel("accuracy on target choices (%)")
-    axes[0][-1].legend(frameon=False, fontsize=8, loc="lower right")
+    handles, names_ = {}, []
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    ncol = min(len(handles), 6) or 1
+    rows = math.ceil(len(handles) / ncol) if handles else 0
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=ncol, frameon=False, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05 + 0.05 * rows, 1, 1))
     p = Path(path).with_suffix("")
     p.parent.mkdir(parents=True, exist_ok=True)
     written = []

@@ -410,7 +410,7 @@ def run_dpo(opts: DPOOptions, run) -> dict[str, Any]:
     data, rows = load_text_pairs(opts.data)
     if len(data.indices("train")) < opts.num_targets:
         raise UsageError(f"{opts.data}: the train split has fewer than --num-targets {opts.num_targets} pairs")
-    if opts.max_context >= opts.num_targets:
+    if opts.max_context >= opts.num_targets and not opts.baseline:
         raise UsageError("--max-context must be smaller than --num-targets")
     if opts.baseline:
         metrics, (tok, policy, scorer) = train_baseline(opts, run, data, rows, device)

@@ -70,6 +70,16 @@ def _print_single(title: str, label_a: str, label_b: str, m: dict[str, Any]) -> 
     print_table(rows, ["", "value"], title=title)
 
 
+def _plot_labels(entries: list[dict[str, Any]]) -> list[str]:
+    """Bar labels: the A/B pair, or the rubric when every entry judges the same pair (pair + rubric if needed)."""
+    labels = [e["label"] for e in entries]
+    if len(entries) > 1 and len(set(labels)) == 1:
+        labels = [e.get("rubric") or e["label"] for e in entries]
+    if len(set(labels)) < len(labels):
+        labels = [f"{e['label']} ({e.get('rubric') or e.get('path')})" for e in entries]
+    return labels
+
+
 def plot_winrates(entries: list[dict[str, Any]], path: str | Path, *, metric: str = "win_rate") -> list[Path]:
     """Win-rate bars with CIs (dashed line at 50 %) and stacked outcome bars at ``<path>-outcomes``.
 
@@ -96,14 +106,17 @@ def plot_winrates(entries: list[dict[str, Any]], path: str | Path, *, metric: st
                                    reference=0.5, reference_label="parity", ylim=(0, 1),
                                    value_format="{:.1%}")
     else:
-        labels = [e["label"] for e in entries]
+        labels = _plot_labels(entries)
         values = [e["metrics"].get(metric) if e["metrics"].get(metric) is not None else float("nan") for e in entries]
         errors = [tuple(e["metrics"][metric + "_ci"]) if e["metrics"].get(metric + "_ci") else None for e in entries]
         what = {"win_rate": "ties excluded", "win_rate_ties_half": "ties = ½", "lc_win_rate": "length-controlled"}[metric]
-        written += plots.bar_chart(labels, values, errors, path=stem, title=f"Win rate of B over A ({what}, 95% CI)",
+        title = f"Win rate of B over A ({what}, 95% CI)"
+        if len({e["label"] for e in entries}) == 1:
+            title = f"Win rate of {entries[0].get('label_b', 'B')} over {entries[0].get('label_a', 'A')} ({what}, 95% CI)"
+        written += plots.bar_chart(labels, values, errors, path=stem, title=title,
                                    ylabel="win rate of B", reference=0.5, reference_label="parity", ylim=(0, 1),
                                    value_format="{:.1%}")
-    outcome_labels = [e["label"] for e in entries]
+    outcome_labels = _plot_labels(entries)
     parts = {
         "A wins": [e["metrics"].get("A", 0) for e in entries],
         "tie": [e["metrics"].get("tie", 0) for e in entries],
@@ -484,8 +497,17 @@ def winrate_command(
             _print_single(f"{e['rubric'] or 'judge'}: win rate of B over A ({e['path']})", e["label_a"],
                           e["label_b"], e["metrics"])
         elif pairwise:
-            print_table([{**_summary_row(e["label"], e["metrics"]), "rubric": e["rubric"] or ""} for e in pairwise],
-                        title="win rate of B over A (95% bootstrap CI)")
+            same = len({e["label"] for e in pairwise}) == 1
+            if same:  # one A/B pair judged several ways: name the rows by rubric, the pair once in the title
+                rows = [{"rubric": e["rubric"] or e["path"], **_summary_row(e["label"], e["metrics"])}
+                        for e in pairwise]
+                for r in rows:
+                    r.pop("B vs A")
+                title = f"win rate of B = {pairwise[0]['label_b']} over A = {pairwise[0]['label_a']} (95% CI)"
+            else:
+                rows = [{**_summary_row(e["label"], e["metrics"]), "rubric": e["rubric"] or ""} for e in pairwise]
+                title = "win rate of B over A (95% bootstrap CI)"
+            print_table(rows, title=title)
         if scores:
             rows = []
             for e in scores:

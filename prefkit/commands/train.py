@@ -6,7 +6,6 @@ those settings plus the command's own (``model``, ``dataset``, ``split``,
 ``eval_dataset`` ...); flags given on the command line win over the file.
 """
 
-from __future__ import annotations
 
 import os
 import shlex
@@ -26,7 +25,8 @@ train_app = typer.Typer(help="Train models: SFT, DPO and reward models on TRL + 
                         no_args_is_help=True, context_settings=CONTEXT)
 
 #: command settings a --config file may hold besides TrainConfig's fields
-COMMAND_KEYS = ("model", "dataset", "split", "eval_dataset", "eval_split", "data_dir", "limit", "column_map",
+COMMAND_KEYS = ("model", "dataset", "split", "eval_dataset", "eval_split", "data_dir", "limit", "eval_limit",
+                "column_map",
                 "output_dir", "run_name")
 LAUNCH_FLAGS = {"--launcher": True, "--accelerate-config": True, "--num-processes": True}
 
@@ -131,8 +131,9 @@ def _relaunch(launcher: str, accelerate_config: str | None, num_processes: int |
 # ---------------------------------------------------------------------- train
 def run_train(kind: str, ctx: Any, model: Optional[str], dataset: Optional[str], split: Optional[str],
               eval_dataset: Optional[str], eval_split: Optional[str], data_dir: Optional[str], limit: Optional[int],
-              column_map: Optional[str], config_file: Optional[str], launcher: str, accelerate_config: Optional[str],
-              num_processes: Optional[int], json_: bool, cfg: TrainConfig, run_opts: RunOptions) -> None:
+              eval_limit: Optional[int], column_map: Optional[str], config_file: Optional[str], launcher: str,
+              accelerate_config: Optional[str], num_processes: Optional[int], json_: bool, cfg: TrainConfig,
+              run_opts: RunOptions) -> None:
     from prefkit.console import info, print_json
     from prefkit.errors import UsageError
     from prefkit.training.config import merge_config, read_config_file
@@ -147,6 +148,7 @@ def run_train(kind: str, ctx: Any, model: Optional[str], dataset: Optional[str],
     explicit = _explicit(ctx)
     settings: dict[str, Any] = {"model": model, "dataset": dataset, "split": split, "eval_dataset": eval_dataset,
                                 "eval_split": eval_split, "data_dir": data_dir, "limit": limit,
+                                "eval_limit": eval_limit,
                                 "column_map": column_map, "output_dir": run_opts.output_dir,
                                 "run_name": run_opts.run_name}
     if config_file:
@@ -169,7 +171,7 @@ def run_train(kind: str, ctx: Any, model: Optional[str], dataset: Optional[str],
     eval_rows = None
     if settings["eval_dataset"] or settings["eval_split"]:
         eval_rows = load_training_rows(settings["eval_dataset"] or settings["dataset"], settings["eval_split"],
-                                       settings["data_dir"], None, settings["column_map"])
+                                       settings["data_dir"], settings["eval_limit"], settings["column_map"])
     from prefkit.training import get_trainer
 
     trainer = get_trainer(kind)
@@ -212,6 +214,7 @@ def _make_command(kind: str, summary: str, columns: str):
         eval_split: Optional[str] = typer.Option(None, "--eval-split", help="Split to evaluate on."),
         data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Offline dataset mirror (PREFKIT_DATA_DIR)."),
         limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N training rows."),
+        eval_limit: Optional[int] = typer.Option(None, "--eval-limit", help="Use only the first N evaluation rows."),
         column_map: Optional[str] = typer.Option(None, "--column-map", help="Rename columns: FIELD=COLUMN,..."),
         config_file: Optional[str] = typer.Option(None, "--config", help="YAML/JSON file of settings (flags given "
                                                   "on the command line override it)."),
@@ -224,7 +227,7 @@ def _make_command(kind: str, summary: str, columns: str):
         cfg: TrainConfig = None,  # type: ignore[assignment]
         run_opts: RunOptions = None,  # type: ignore[assignment]
     ) -> None:
-        run_train(kind, ctx, model, dataset, split, eval_dataset, eval_split, data_dir, limit, column_map,
+        run_train(kind, ctx, model, dataset, split, eval_dataset, eval_split, data_dir, limit, eval_limit, column_map,
                   config_file, launcher, accelerate_config, num_processes, json_, cfg, run_opts)
 
     command.__doc__ = summary

@@ -7,7 +7,6 @@ not a field here can still be set through ``trl_args`` (a dict passed through
 to the TRL config; in a config file: ``trl_args: {warmup_steps: 10}``).
 """
 
-from __future__ import annotations
 
 import dataclasses
 import json
@@ -104,7 +103,7 @@ class TrainConfig:
     # ---- logging / checkpoints
     report_to: str = opt("none", help="Where to log: none, tensorboard, wandb.", parser=_choice(REPORT_TO, "report-to"))
     logging_steps: int = opt(10, help="Log the loss every N steps.")
-    eval_steps: int | None = opt(None, help="Evaluate every N steps when eval data is given (default: once per epoch).")
+    eval_steps: int | None = opt(None, help="Evaluate every N steps when eval data is given (always once at the end).")
     save_steps: int = opt(200, help="Save a checkpoint every N steps (resume with --resume).")
     save_total_limit: int = opt(2, help="Keep only the last N checkpoints.")
     resume: bool = opt(False, help="Continue from the last checkpoint in the output directory (optimizer, "

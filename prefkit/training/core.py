@@ -319,7 +319,7 @@ class PreparedTraining:
             report_to=[] if cfg.report_to == "none" else [cfg.report_to] if cfg.report_to != "all" else "all",
             logging_steps=cfg.logging_steps, logging_first_step=True,
             save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
-            eval_strategy=("steps" if cfg.eval_steps else "epoch") if has_eval else "no",
+            eval_strategy="steps" if (has_eval and cfg.eval_steps) else "no",  # and once at the end
             eval_steps=cfg.eval_steps, dataloader_num_workers=cfg.dataloader_workers,
             disable_tqdm=True, model_init_kwargs=model_init_kwargs, dataloader_pin_memory=cuda_available(),
         )

@@ -61,7 +61,9 @@ def resolve_model(model: str | Path) -> ModelRef:
     if (p / "manifest.json").exists() and not (p / "config.json").exists() and not (p / ADAPTER_CONFIG).exists():
         for sub in ("merged", "adapter"):
             if (p / sub).is_dir():
-                return resolve_model(p / sub)
+                inner = resolve_model(p / sub)
+                inner.name = name
+                return inner
         raise UsageError(f"{p} is a prefkit run directory without a trained model (no merged/ or adapter/)")
     if (p / ADAPTER_CONFIG).exists():
         return ModelRef(name, str(p), adapter=True, base=adapter_base(p))

@@ -109,6 +109,8 @@ def test_bad_input_is_one_clear_line(prefkit_cli, tmp_path):
     assert r.exit_code == 2 and "no such directory" in flat(r.stderr)
     r = prefkit_cli("nppl", "eval", str(tmp_path))
     assert r.exit_code == 2 and "not a prefkit run directory" in flat(r.stderr)
+    r = prefkit_cli("nppl", "train", "--latent", "fuzzy", "-o", str(tmp_path / "w"))
+    assert r.exit_code == 2 and "unknown --latent 'fuzzy'" in flat(r.stderr)
     r = prefkit_cli("nppl", "train", "--max-context", "30", "-o", str(tmp_path / "z"))
     assert r.exit_code == 2 and "--max-context" in flat(r.stderr)
 

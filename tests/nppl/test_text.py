@@ -125,7 +125,9 @@ def test_embed_and_train_end_to_end(prefkit_cli, preference_file, tiny_model, tm
                     "--num-targets", "4", "--max-context", "3", "--batch-size", "8", "--hidden-dim", "32",
                     "--latent-dim", "16", "-o", str(run), "--json")
     assert r.exit_code == 0, r.output
-    assert r.json()["model_config"]["context_input"] == "linear"  # embeddings: linear context input layer
+    cfg = r.json()["model_config"]
+    assert cfg["context_input"] == "linear"        # embeddings: linear context input layer
+    assert cfg["sample_latents"] is False          # and a deterministic latent (the paper's text setup)
     r = prefkit_cli("nppl", "eval", str(run), "--contexts", "0,2", "--seeds", "1", "--num-targets", "4",
                     "--json", "-o", str(tmp_path / "ev"))
     assert r.exit_code == 0, r.output
