@@ -44,6 +44,9 @@ def text_section(eval_dir: Path) -> str:
     if not mp.exists():
         return ""
     m = json.loads(mp.read_text())
+    png = eval_dir / "accuracy_vs_context.png"
+    if png.exists():
+        shutil.copyfile(png, ROOT / "benchmarks" / "nppl_text.png")
     summary = {label: {conv: {int(k): v for k, v in cells.items()} for conv, cells in by.items()}
                for label, by in m["summary"].items()}
     manifest = json.loads((eval_dir / "manifest.json").read_text())
@@ -61,6 +64,11 @@ pair, so a model without context scores 50 %. Targets exclude the context; mean 
 evaluation seeds (one training seed{steps}):
 
 {markdown_table(summary, m["contexts"], "unseen", False)}
+
+![text task: accuracy vs context size](nppl_text.png)
+
+Reproduce: `prefkit nppl embed -o runs/emb-length`, `prefkit nppl train --model nppl --data runs/emb-length`
+(and `--model btl`), `prefkit nppl eval RUN_NPPL RUN_BTL --seeds 5 --conventions unseen`.
 """
 
 

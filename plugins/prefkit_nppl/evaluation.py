@@ -168,10 +168,11 @@ def plot_accuracy(summary, contexts: Sequence[int], conventions: Sequence[str], 
         ax.set_xticks(list(contexts))
         ax.grid(True, alpha=0.3)
     axes[0][0].set_ylabel("accuracy on target choices (%)")
-    handles, names_ = {}, []
+    handles: dict = {}
     for ax in axes[0]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
+    handles = dict(sorted(handles.items(), key=lambda kv: kv[0].endswith("(paper)")))  # models first
     ncol = min(len(handles), 6) or 1
     rows = math.ceil(len(handles) / ncol) if handles else 0
     if handles:

@@ -407,6 +407,11 @@ def run_dpo(opts: DPOOptions, run) -> dict[str, Any]:
     from prefkit.console import info
 
     device = _device(opts.device)
+    done = run.metrics()
+    if done.get("kind") == ("dpo-baseline" if opts.baseline else "np-dpo") and (
+            (Path(run.path) / POLICY_FILE).exists() or done.get("adapter_dir")):
+        info(f"{run.path}: already trained; use --fresh to train again (or 'prefkit nppl eval {run.path}')")
+        return done
     data, rows = load_text_pairs(opts.data)
     if len(data.indices("train")) < opts.num_targets:
         raise UsageError(f"{opts.data}: the train split has fewer than --num-targets {opts.num_targets} pairs")

@@ -19,6 +19,19 @@ from .runs import load_persona_run
 ID_COLUMNS = ("row_id", "id")
 
 
+def save_quietly(ds: Any, path: str | Path) -> None:
+    """``save_to_disk`` without datasets' per-shard progress bars (the command prints its own summary)."""
+    from datasets.utils import logging as ds_logging
+
+    was = ds_logging.is_progress_bar_enabled()
+    ds_logging.disable_progress_bar()
+    try:
+        ds.save_to_disk(str(path))
+    finally:
+        if was:
+            ds_logging.enable_progress_bar()
+
+
 def row_ids(rows: list[dict[str, Any]]) -> list[str]:
     """The ids ``prefkit.load_records`` gives these rows (id column, else the index)."""
     out = []
@@ -84,7 +97,7 @@ def augment(run_dir: str | Path, output_dir: str | Path | None = None, *, data_d
     ds = datasets.DatasetDict({split_name: datasets.Dataset.from_list(out_rows)})
     out = Path(output_dir) if output_dir else prun.path / "augmented"
     out.mkdir(parents=True, exist_ok=True)
-    ds.save_to_disk(str(out))
+    save_quietly(ds, out)
     stats.update({"output_dir": str(out), "dataset": dataset, "split": split_name, "flagged_personas": flagged,
                   "columns": list(ds[split_name].column_names)})
     if push_to_hub:

@@ -27,6 +27,11 @@ def _fmt(v) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
+def _row_order(row_id) -> tuple:
+    s = str(row_id)
+    return (0, int(s), "") if s.isdigit() else (1, 0, s)
+
+
 # ---------------------------------------------------------------------------------------------- infer-personas
 @with_options(RunOptions, "run")
 @with_options(BackendOptions, "llm")
@@ -73,7 +78,8 @@ def infer_personas_cmd(
         flags = ", ".join(f"{k}: {v}" for k, v in summary["flags"].items()) or "none"
         c.print(f"[bold]{summary['personas']}[/bold] personas ({summary['by_side']['chosen']} chosen-side, "
                 f"{summary['by_side']['rejected']} rejected-side) in {summary['run']}/results.jsonl; flagged: {flags}")
-        rows = load_persona_run(summary["run"], need_personas=False).rows[:4]
+        rows = sorted(load_persona_run(summary["run"], need_personas=False).rows,
+                      key=lambda r: (_row_order(r["row_id"]), r["side"] != "chosen"))[:4]
         if rows:
             print_table([{"row": r["row_id"], "side": r["side"], "persona": r["persona"] or "(empty)",
                           "flags": r.get("flags")} for r in rows], ["row", "side", "persona", "flags"],
@@ -210,6 +216,8 @@ def saliency_cmd(
     min_count: int = typer.Option(10, "--min-count", help="Only words seen at least this often (both sides together)."),
     top: int = typer.Option(10, "--top", help="Words listed per side."),
     per_persona: bool = typer.Option(False, "--per-persona", help="Count a word once per persona."),
+    keep_stopwords: bool = typer.Option(False, "--keep-stopwords", help="Also rank function words (a, the, and ...) "
+                                        "and the template words user/prefer."),
     output: Optional[str] = typer.Option(None, "--output", help="JSON file (default: <RUN>/saliency.json)."),
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -219,13 +227,13 @@ def saliency_cmd(
     from prefkit.console import console, print_json, print_table, warn
 
     from .runs import load_persona_run
-    from .saliency import saliency
+    from .saliency import STOPWORDS, saliency
 
     results = []
     for rd in runs:
         prun = load_persona_run(rd)
         res = saliency(((r["side"], r["persona"]) for r in prun.usable()), min_count=min_count, top=top,
-                       per_persona=per_persona)
+                       per_persona=per_persona, stopwords=None if keep_stopwords else STOPWORDS)
         res["run"] = str(prun.path)
         target = Path(output) if output and len(runs) == 1 else (Path(output) / f"{prun.name}.json" if output else prun.path / "saliency.json")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -241,8 +249,8 @@ def saliency_cmd(
         for side in ("chosen", "rejected"):
             print_table([{"word": d["word"], "saliency": d["saliency"], "count": f"{d['count']}/{d['total']}"}
                          for d in res[side]], ["word", "saliency", "count"],
-                        title=f"{side}-side personas ({res['personas'][side]}) — {Path(res['run']).name}")
-        console().print(f"saliency JSON: {res['written_to']}")
+                        title=f"{side}-side personas ({res['personas'][side]})")
+        console().print(f"saliency of {Path(res['run']).name}: {res['written_to']}", markup=False)
 
 
 @persona_app.command("augment")
@@ -268,7 +276,7 @@ def augment_cmd(
     console().print(f"saved {stats['augmented']} augmented rows" + (f" (+{stats['missing']} without personas kept)"
                     if keep_missing and stats["missing"] else (f" ({stats['missing']} rows without both personas left out)"
                     if stats["missing"] else "")) + f" of {stats['dataset']} [{stats['split']}] to {stats['output_dir']}"
-                    + (f"; pushed to {stats['pushed_to']}" if stats.get("pushed_to") else ""))
+                    + (f"; pushed to {stats['pushed_to']}" if stats.get("pushed_to") else ""), markup=False)
 
 
 @persona_app.command("retrieve")

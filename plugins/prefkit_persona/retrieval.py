@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from prefkit.errors import UsageError
 
-from .augment import row_ids
+from .augment import row_ids, save_quietly
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 BUNDLED_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2", "minilm"}
@@ -211,7 +211,7 @@ def retrieve(split: str, *, pool_splits: Sequence[str] = ("sft_train", "dpo_trai
         out_rows.append(new)
     ds = datasets.DatasetDict({target: datasets.Dataset.from_list(out_rows)})
     data_out = run.path / "dataset"
-    ds.save_to_disk(str(data_out))
+    save_quietly(ds, data_out)
     metrics = {
         "rows": len(out_rows), "pool": len(pool), "pool_rows_without_personas": skipped, "embedder": emb.name,
         "agreement": (agree / comparable) if comparable else None, "comparable": comparable,

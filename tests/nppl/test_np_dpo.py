@@ -81,6 +81,8 @@ def test_np_dpo_train_save_load_generate(prefkit_cli, tiny_model, emb_dir, tmp_p
     assert set(m["implicit_accuracy"]) == {"0", "2"} and {"longer", "shorter", "all"} <= set(m["implicit_accuracy"]["0"])
     steps = [json.loads(l) for l in (out / "results.jsonl").read_text().splitlines() if '"step"' in l]
     assert len(steps) == 3 and all("loss" in s for s in steps)
+    r = prefkit_cli("nppl", "dpo", "--model", str(tiny_model), "--data", str(emb_dir), *TINY, "-o", str(out))
+    assert r.exit_code == 0 and "already trained" in " ".join(r.stderr.split())   # resumes: nothing redone
 
     # the saved LoRA + FiLM + encoder reproduce the trained policy's log-probs
     tok, policy, cfg = load_policy(out, torch.device("cpu"))
