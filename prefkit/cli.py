@@ -161,6 +161,23 @@ def _register_plugin_commands() -> None:
     register_commands(app)
 
 
+def _sigterm_as_interrupt() -> None:
+    """``kill`` (SIGTERM) ends a run like Ctrl-C: results are flushed, the manifest says "interrupted"."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except (ValueError, OSError):  # pragma: no cover - not the main thread / unsupported
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: one clear error line, traceback only with --debug."""
     try:  # typer >= 0.20 vendors click
@@ -169,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
         from click import exceptions as click_exc
 
     args = list(sys.argv[1:] if argv is None else argv)
+    _sigterm_as_interrupt()
     if "--debug" in args:
         os.environ["PREFKIT_DEBUG"] = "1"
     debug = os.environ.get("PREFKIT_DEBUG", "") not in ("", "0")
