@@ -170,12 +170,19 @@ def _sigterm_as_interrupt() -> None:
         return
 
     def handler(signum, frame):
+        global _interrupted
+        _interrupted = True
         raise KeyboardInterrupt
 
     try:
         signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
     except (ValueError, OSError):  # pragma: no cover - not the main thread / unsupported
         pass
+
+
+_interrupted = False
+INTERRUPTED_MESSAGE = "interrupted (results written so far are kept; re-run the same command to resume)"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -194,6 +201,11 @@ def main(argv: list[str] | None = None) -> None:
         _register_plugin_commands()
         rv = app(args=args, prog_name="prefkit", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
+        if _interrupted:  # typer turns KeyboardInterrupt into a silent exit code 130
+            from .console import error_line
+
+            error_line(INTERRUPTED_MESSAGE)
+            code = 130
     except (click_exc.Exit if hasattr(click_exc, 'Exit') else typer.Exit, typer.Exit) as exc:
         code = exc.exit_code
     except (typer.Abort, getattr(click_exc, 'Abort', typer.Abort)):
@@ -215,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         from .console import error_line
 
-        error_line("interrupted (results written so far are kept; re-run the same command to resume)")
+        error_line(INTERRUPTED_MESSAGE)
         code = 130
     except PrefkitError as exc:
         if debug:

@@ -149,3 +149,37 @@ def test_runs_commands(prefkit_cli, prefkit_home):
     assert res.exit_code == 0 and res.json()["manifest"]["command"] == "gen"
     res = prefkit_cli("runs", "show", str(prefkit_home / "nope"))
     assert res.exit_code != 0 and "not a prefkit run directory" in res.stderr
+
+
+def test_sigterm_marks_run_interrupted(tmp_path):
+    from .helpers import make_dist
+
+    site = tmp_path / "site"
+    code = f"""
+import time
+import prefkit
+
+@prefkit.hookimpl
+def register_commands(app):
+    @app.command("slow-job")
+    def slow_job():
+        with prefkit.Run.open("slow-job", output_dir={str(tmp_path / 'run')!r}) as run:
+            for i in range(10000):
+                run.append({{"row_id": str(i)}})
+                time.sleep(0.01)
+"""
+    make_dist(site, "prefkit-slow", {"slow": "slow_plugin"}, {"slow_plugin": code})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFKIT_")}
+    env["PYTHONPATH"] = str(site) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.Popen([sys.executable, "-m", "prefkit", "slow-job"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    results = tmp_path / "run" / "results.jsonl"
+    while time.time() < deadline and not (results.exists() and results.stat().st_size > 100):
+        time.sleep(0.05)
+    proc.terminate()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "resume" in err
+    m = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert m["status"] == "interrupted" and m["counts"]["results"] >= 1
