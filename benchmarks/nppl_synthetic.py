@@ -54,7 +54,7 @@ def text_section(eval_dir: Path) -> str:
     steps = ""
     if runs and (Path(runs[0]) / "manifest.json").exists():
         cfg = json.loads((Path(runs[0]) / "manifest.json").read_text()).get("config", {})
-        steps = f", {cfg.get('steps')} steps, lr {cfg.get('lr')}, β_KL {cfg.get('beta_kl')}"
+        steps = f", {cfg.get('steps')} steps, lr {cfg.get('lr')}, latent {cfg.get('latent', 'auto')} (deterministic for embeddings)"
     return f"""
 ### Offline text task (persona BeaverTails pairs, two user types: longer vs shorter response)
 
@@ -130,7 +130,6 @@ def main(argv=None) -> int:
         s = [t[2] for t in ts]
         cpu = f"{sum(c) / len(c):.0f} ({min(c):.0f}–{max(c):.0f})" if c else "—"
         time_rows.append(f"| {model} | {sum(w) / len(w):.0f} ({min(w):.0f}–{max(w):.0f}) | {cpu} | {sum(s) / len(s):.0f} |")
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     within = "within" if gap is not None and gap <= 1.5 else "NOT within"
     section = f"""{SECTION}
 
@@ -152,8 +151,9 @@ positions k..19), against the paper's table — largest gap **{gap:.2f} points**
 {markdown_table(summary, contexts, "unseen", False)}
 
 Training time on this machine (the paper's public code needs 4.9 / 5.5 / 13–14 min for BTL / DPL / NP-BTL on a
-similar 2-core machine). The machine was shared with other jobs (load average {load:.1f} on {os.cpu_count()} cores
-at the end of the run), so wall times are inflated; CPU time is what the training itself used:
+similar 2-core machine). The {os.cpu_count()} cores were shared with other jobs while these runs trained, so wall
+times are inflated several-fold; CPU time (recorded by runs trained with `cpu_time_s` in their metrics) is what the
+training itself used, validation passes included:
 
 {chr(10).join(time_rows)}
 

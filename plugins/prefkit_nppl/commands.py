@@ -180,9 +180,12 @@ def evaluate(runs: list[str], labels: str | None, opts: EvalOptions, run_opts: R
         rows = [r for r in run.results() if r.get("run") in paths
                 and (r["convention"], int(r["context"]), int(r["seed"])) in wanted]
         summary = summarise(rows)
+        n_runs = max((c["n_runs"] for by in summary.values() for cells in by.values() for c in cells.values()), default=1)
+        seeds_txt = f"{opts.seeds} evaluation seed{'s' if opts.seeds > 1 else ''}"
+        if n_runs > 1:
+            seeds_txt = f"{n_runs} training seeds × {seeds_txt}; bars: s.e. over training seeds"
         plot_files = plot_accuracy(summary, contexts, conventions, Path(run.path) / "accuracy_vs_context",
-                                   paper=show_paper, title=f"accuracy vs context size ({opts.split} split, "
-                                   f"{opts.seeds} seed{'s' if opts.seeds > 1 else ''})")
+                                   paper=show_paper, title=f"accuracy vs context size ({opts.split} split, {seeds_txt})")
         tables = {conv: markdown_table(summary, contexts, conv, show_paper and conv == "paper") for conv in conventions}
         (Path(run.path) / "table.md").write_text("\n\n".join(f"### {c}\n\n{t}" for c, t in tables.items()) + "\n")
         gaps = {}

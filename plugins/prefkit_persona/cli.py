@@ -24,7 +24,7 @@ persona_app = typer.Typer(help="Evaluate, analyse and use inferred personas (acc
 def _fmt(v) -> str:
     if v is None or (isinstance(v, float) and v != v):
         return "-"
-    return f"{v:.3f}" if isinstance(v, float) else str(v)
+    return f"{v:.2f}" if isinstance(v, float) else str(v)
 
 
 def _row_order(row_id) -> tuple:
@@ -159,16 +159,16 @@ def accuracy_cmd(
     if json_:
         print_json(res)
         return
+    def pm(d):
+        return f"{_fmt(d['accuracy'])}±{_fmt(d['se'])}"
+
     rows = []
     for r in res["runs"]:
         for side in ("chosen", "rejected"):
             a = r["accuracy"][side]
             rows.append({"run": r["label"], "personas": side, "n": a["both_orders"]["n"],
-                         "chosen first": f"{_fmt(a['order_ab']['accuracy'])} ± {_fmt(a['order_ab']['se'])}",
-                         "rejected first": f"{_fmt(a['order_ba']['accuracy'])} ± {_fmt(a['order_ba']['se'])}",
-                         "mean": f"{_fmt(a['mean']['accuracy'])} ± {_fmt(a['mean']['se'])}",
-                         "both orders": f"{_fmt(a['both_orders']['accuracy'])} ± {_fmt(a['both_orders']['se'])}",
-                         "unparsed": a["unparsed"], "empty": a.get("empty_personas", 0)})
+                         "chosen 1st": pm(a["order_ab"]), "rejected 1st": pm(a["order_ba"]), "mean": pm(a["mean"]),
+                         "both orders": pm(a["both_orders"]), "unparsed": a["unparsed"]})
     print_table(rows, list(rows[0]), title="persona accuracy (± s.e.)")
     for r in res["runs"]:
         console().print(f"judgments: {r['judge_run']}" + (f"  ({r['failures']} failed; re-run to retry)" if r["failures"] else ""))
