@@ -140,11 +140,11 @@ def default_datasets(task: str, data_dir: str | None = None) -> list[str]:
         for cand in (Path(base) / "persona-tailoring-BeaverTails", Path(base) / "persona" / "persona-tailoring-BeaverTails"):
             if cand.is_dir():
                 return [str(cand)]
-    from prefkit.testing import shared_data_dir
+    # otherwise the registered persona-tailoring source (local mirror first, then the hub), if installed
+    from prefkit.plugins import registry
 
-    shared = shared_data_dir()
-    if shared is not None and (shared / "persona" / "persona-tailoring-BeaverTails").is_dir():
-        return [str(shared / "persona" / "persona-tailoring-BeaverTails")]
+    if "persona-tailoring" in registry("datasets"):
+        return ["persona-tailoring:BeaverTails"]
     raise UsageError("no --dataset given and no persona data mirror found: pass --dataset (a file, a "
                      "save_to_disk directory or a registered dataset name) or --data-dir")
 
