@@ -190,18 +190,19 @@ class Registry:
 
     def __init__(self, kind: str):
         self.kind = kind
+        self.label = "persona strategy" if kind == "persona_strategies" else kind[:-1].replace("_", " ")
         self._items: dict[str, Entry] = {}
         self._aliases: dict[str, str] = {}
 
     def add(self, obj: Any, plugin: str, name: str | None = None, aliases: Iterable[str] = (), **meta) -> Any:
         name = name or getattr(obj, "name", None)
         if not name or not isinstance(name, str):
-            raise PluginError(f"plugin {plugin!r} registered a {self.kind[:-1]} without a name: {obj!r}")
+            raise PluginError(f"plugin {plugin!r} registered a {self.label} without a name: {obj!r}")
         for key in (name, *aliases):
             owner = self._items.get(key) or self._items.get(self._aliases.get(key, ""))
             if owner is not None:
                 raise PluginError(
-                    f"{self.kind[:-1]} name clash: {key!r} is registered by both plugin "
+                    f"{self.label} name clash: {key!r} is registered by both plugin "
                     f"{owner.plugin!r} and plugin {plugin!r}; uninstall one, or exclude it with PREFKIT_LOAD_PLUGINS"
                 )
         self._items[name] = Entry(name, obj, plugin, tuple(aliases), meta)
@@ -216,7 +217,7 @@ class Registry:
         key = self._aliases.get(name, name)
         if key not in self._items:
             known = ", ".join(sorted(self._items)) or "none"
-            raise UsageError(f"unknown {self.kind[:-1].replace('_', ' ')} {name!r} (known: {known})")
+            raise UsageError(f"unknown {self.label} {name!r} (known: {known})")
         return self._items[key]
 
     def __contains__(self, name: str) -> bool:

@@ -42,7 +42,7 @@ def cache_key(backend: str, model: str | None, params: dict[str, Any], messages:
 
 
 class ResponseCache:
-    def __init__(self, path: str | Path | None = None):
+    def __init__(self, path: str | Path | None = None, timeout: float = 10.0):
         if path is None:
             from ..paths import home
 
@@ -50,18 +50,34 @@ class ResponseCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
+        self._conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=timeout)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute(SCHEMA)
         self._conn.commit()
         self._pending = 0
+        self._first_pending = 0.0
+        self.disabled_reason: str | None = None
+
+    def _failed(self, exc: Exception) -> None:
+        """The cache is an optimisation: a locked or broken database must never cost results."""
+        if self.disabled_reason is None:
+            self.disabled_reason = f"{type(exc).__name__}: {exc}"
+            from ..console import warn
+
+            warn(f"response cache {self.path} disabled for this run ({self.disabled_reason}); results are unaffected")
 
     def get(self, key: str, request: ChatRequest) -> Completion | None:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT text, finish_reason, prompt_tokens, completion_tokens, model FROM responses WHERE key=?",
-                (key,)).fetchone()
+        if self.disabled_reason:
+            return None
+        try:
+            with self._lock:
+                row = self._conn.execute(
+                    "SELECT text, finish_reason, prompt_tokens, completion_tokens, model FROM responses WHERE key=?",
+                    (key,)).fetchone()
+        except sqlite3.Error as exc:
+            self._failed(exc)
+            return None
         if row is None:
             return None
         text, finish, pt, ct, model = row
@@ -70,22 +86,33 @@ class ResponseCache:
                           cached=True, request=request)
 
     def put(self, key: str, backend: str, completion: Completion) -> None:
-        if not completion.ok:
+        if not completion.ok or self.disabled_reason:
             return
-        with self._lock:
-            self._conn.execute(
-                "INSERT OR REPLACE INTO responses VALUES (?,?,?,?,?,?,?,?)",
-                (key, backend, completion.model, completion.text, completion.finish_reason,
-                 completion.prompt_tokens, completion.completion_tokens, time.time()))
-            self._pending += 1
-            if self._pending >= 32:
-                self._conn.commit()
-                self._pending = 0
+        try:
+            with self._lock:
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO responses VALUES (?,?,?,?,?,?,?,?)",
+                    (key, backend, completion.model, completion.text, completion.finish_reason,
+                     completion.prompt_tokens, completion.completion_tokens, time.time()))
+                now = time.monotonic()
+                if self._pending == 0:
+                    self._first_pending = now
+                self._pending += 1
+                # commit in groups for throughput, but never hold the write lock long: other
+                # prefkit processes share this file (slow local generation would otherwise starve them)
+                if self._pending >= 32 or now - self._first_pending > 0.5:
+                    self._conn.commit()
+                    self._pending = 0
+        except sqlite3.Error as exc:
+            self._failed(exc)
 
     def flush(self) -> None:
-        with self._lock:
-            self._conn.commit()
-            self._pending = 0
+        try:
+            with self._lock:
+                self._conn.commit()
+                self._pending = 0
+        except sqlite3.Error as exc:
+            self._failed(exc)
 
     def __len__(self) -> int:
         with self._lock:

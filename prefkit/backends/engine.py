@@ -157,9 +157,16 @@ async def execute(requests: Iterable[ChatRequest], options: BackendOptions | Non
 
     cache = None
     if use_cache:
+        import sqlite3
+
         from .cache import ResponseCache
 
-        cache = ResponseCache()
+        try:
+            cache = ResponseCache()
+        except sqlite3.Error as exc:  # a locked/broken cache file must not stop the run
+            from ..console import warn
+
+            warn(f"response cache unavailable ({type(exc).__name__}: {exc}); running without it")
     try:
         # ------------------------------------------------------------ cache hits
         cache_keys: dict[str, str] = {}

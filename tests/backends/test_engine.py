@@ -288,3 +288,29 @@ def test_price_table_matches_prefixes_and_user_file(prefkit_home, monkeypatch):
     monkeypatch.setenv("PREFKIT_PRICES", str(f))
     pricing._user_loaded = False
     assert pricing.cost_of("my-finetune", 1_000_000, 500_000) == pytest.approx(2.0)
+
+
+def test_locked_cache_never_costs_results(tmp_path, monkeypatch):
+    """Another process holding the cache's write lock: the run completes without the cache."""
+    import sqlite3
+
+    from prefkit.backends import BackendOptions, ChatRequest, complete
+    from prefkit.backends.cache import ResponseCache
+
+    monkeypatch.setenv("PREFKIT_HOME", str(tmp_path))
+    ResponseCache().close()  # create the file
+    blocker = sqlite3.connect(str(tmp_path / "cache.sqlite"), timeout=0.1)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        import prefkit.backends.cache as cache_mod
+
+        monkeypatch.setattr(cache_mod.ResponseCache.__init__, "__defaults__", (None, 0.2))
+        from prefkit.testing import MockBackend
+
+        reqs = [ChatRequest(key=str(i), messages=[{"role": "user", "content": f"q{i}"}]) for i in range(3)]
+        out = complete(reqs, BackendOptions(backend="mock"), progress=False, backend=MockBackend(cacheable=True))
+        assert [c.ok for c in out] == [True, True, True]
+        assert not any(c.cached for c in out)
+    finally:
+        blocker.rollback()
+        blocker.close()
