@@ -143,5 +143,15 @@ def test_generate_with_hf_backend_from_merged_model(prefkit_cli, sft_result, tmp
     r = prefkit_cli("generate", "--input", rows, "--backend", "hf", "--model", sft_result.merged_dir,
                     "--max-tokens", "5", "--temperature", "0", "-o", tmp_path / "gen", "--json")
     assert r.exit_code == 0, r.output
-    lines = [json.loads(x) for x in (tmp_path / "gen" / "results.jsonl").read_text().splitlines()]
-    assert len(lines) == 1 and isinstance(lines[0]["text"], str)
+    from prefkit.runs import read_jsonl
+
+    # a random tiny model may emit end-of-sequence at once (depends on the tokenizer's training text):
+    # the engine records that as a failure ("empty completion"), never as an empty answer. Either way
+    # the merged model was loaded and run by the hf backend.
+    done = read_jsonl(tmp_path / "gen" / "results.jsonl")
+    failed = read_jsonl(tmp_path / "gen" / "failures.jsonl")
+    assert len(done) + len(failed) == 1
+    if done:
+        assert isinstance(done[0]["text"], str) and done[0]["text"]
+    else:
+        assert "empty completion" in failed[0]["error"]
