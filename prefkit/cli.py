@@ -66,7 +66,7 @@ def plugins_cmd(
     print_table(rows, ["name", "version", "hooks", "registered"], title="prefkit plugins")
 
 
-def _list_registry(kind: str, json_: bool, describe) -> None:
+def _list_registry(kind: str, json_: bool, describe, columns: list[str]) -> None:
     from .console import print_json, print_table
     from .plugins import registry
 
@@ -74,9 +74,11 @@ def _list_registry(kind: str, json_: bool, describe) -> None:
     rows = [{"name": e.name, "plugin": e.plugin, "aliases": list(e.aliases), **describe(e.obj)} for e in entries]
     if json_:
         print_json(rows)
-    else:
-        cols = list(rows[0].keys()) if rows else ["name", "plugin"]
-        print_table(rows, cols, title=f"prefkit {kind.replace('_', ' ')}")
+        return
+    for r in rows:  # the core's own default plugins show as "core"
+        if r["plugin"].startswith("prefkit.default_plugins"):
+            r["plugin"] = "core"
+    print_table(rows, columns, title=f"prefkit {kind.replace('_', ' ')}")
 
 
 @app.command("datasets")
@@ -88,7 +90,7 @@ def datasets_cmd(json_: bool = typer.Option(False, "--json", help="Print JSON.")
         d.pop("name", None)
         return d
 
-    _list_registry("datasets", json_, describe)
+    _list_registry("datasets", json_, describe, ["name", "plugin", "configs", "splits", "description"])
 
 
 @app.command("backends")
@@ -99,7 +101,7 @@ def backends_cmd(json_: bool = typer.Option(False, "--json", help="Print JSON.")
         return {"description": (getattr(b, "description", "") or (b.__doc__ or "").strip().split("\n")[0]),
                 "default_model": getattr(b, "default_model", None)}
 
-    _list_registry("backends", json_, describe)
+    _list_registry("backends", json_, describe, ["name", "plugin", "aliases", "default_model", "description"])
 
 
 @runs_app.command("list")

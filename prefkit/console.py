@@ -46,8 +46,8 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = 
 
     columns = list(columns or (rows[0].keys() if rows else []))
     table = Table(title=title, show_lines=False)
-    for c in columns:
-        table.add_column(str(c))
+    for i, c in enumerate(columns):  # names stay whole; the other columns wrap
+        table.add_column(str(c), no_wrap=(i == 0), overflow="fold")
     for r in rows:
         table.add_row(*[_fmt(r.get(c)) for c in columns])
     console().print(table)
