@@ -301,7 +301,9 @@ async def _send_all(backend: Backend, options: BackendOptions, to_send: list[Cha
                 if backend.local:
                     results = await backend.agenerate(batch)
                 else:
-                    results = await asyncio.wait_for(backend.agenerate(batch), timeout=options.timeout)
+                    # asyncio.timeout runs the call in this task (wait_for would wrap it in a new one)
+                    async with asyncio.timeout(options.timeout):
+                        results = await backend.agenerate(batch)
                 if len(results) != len(batch):
                     raise BackendError(f"backend {backend.name!r} returned {len(results)} completions for "
                                        f"{len(batch)} requests", retryable=False)
