@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Backend
+from .base import ApiBackend, add_extra
 from .openai import sdk_error
 from .types import BackendError, ChatRequest, Completion
 
@@ -29,35 +29,19 @@ def _create_params() -> set[str]:
     return _PARAMS
 
 
-class AnthropicBackend(Backend):
+class AnthropicBackend(ApiBackend):
     """Anthropic Messages API."""
 
     name = "anthropic"
     description = "Anthropic Messages API"
     default_model = "claude-3-5-haiku-latest"
+    api_key_name = "anthropic"
 
-    def __init__(self, options=None):
-        super().__init__(options)
-        self._client = None
-        self._key: str | None = None
+    def make_client(self):
+        import anthropic
 
-    def cache_namespace(self) -> dict[str, Any]:
-        return {"base_url": (self.options.base_url or "").rstrip("/")}
-
-    def check_ready(self) -> None:
-        from .keys import get_key
-
-        self._key = get_key("anthropic")
-
-    def client(self):
-        if self._client is None:
-            import anthropic
-
-            if self._key is None:
-                self.check_ready()
-            self._client = anthropic.AsyncAnthropic(api_key=self._key, base_url=self.options.base_url or None,
-                                                    max_retries=0, timeout=self.options.timeout)
-        return self._client
+        return anthropic.AsyncAnthropic(api_key=self._key, base_url=self.options.base_url or None,
+                                        max_retries=0, timeout=self.options.timeout)
 
     def request_kwargs(self, request: ChatRequest) -> dict[str, Any]:
         p = self.params_for(request)
@@ -74,12 +58,7 @@ class AnthropicBackend(Backend):
             extra.setdefault("temperature", float(p["temperature"]))
         # what this SDK version does not take as an argument goes into the JSON body as it is
         # (recent SDKs dropped temperature/top_p/top_k arguments; the API still reads them)
-        known = _create_params()
-        body = {k: extra.pop(k) for k in list(extra) if k not in known}
-        kw.update(extra)
-        if body:
-            kw["extra_body"] = body
-        return kw
+        return add_extra(kw, extra, _create_params())
 
     async def agenerate_one(self, request: ChatRequest) -> Completion:
         client = self.client()

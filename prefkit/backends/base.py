@@ -89,6 +89,51 @@ class Backend:
         """Release clients/connections (called once per engine run)."""
 
 
+class ApiBackend(Backend):
+    """A provider SDK backend: an API key (``get_key(api_key_name)``), ``--base-url``, one lazily built client.
+
+    Subclasses set ``api_key_name`` and implement :meth:`make_client` (which imports the SDK).
+    """
+
+    api_key_name: str = ""
+
+    def __init__(self, options: BackendOptions | None = None):
+        super().__init__(options)
+        self._client = None
+        self._key: str | None = None
+
+    def cache_namespace(self) -> dict[str, Any]:
+        return {"base_url": (self.options.base_url or "").rstrip("/")}
+
+    def check_ready(self) -> None:
+        from .keys import get_key
+
+        self._key = get_key(self.api_key_name)
+
+    def client(self):
+        if self._client is None:
+            if self._key is None:
+                self.check_ready()
+            self._client = self.make_client()
+        return self._client
+
+    def make_client(self):  # pragma: no cover - interface
+        raise NotImplementedError(f"backend {self.name!r} does not implement make_client")
+
+
+def add_extra(kw: dict[str, Any], extra: dict[str, Any], known: Iterable[str]) -> dict[str, Any]:
+    """Put the ``extra`` options the SDK takes (``known``) into ``kw``, the rest into ``kw["extra_body"]``.
+
+    What the SDK does not take as an argument goes into the JSON body as it is.
+    """
+    known = set(known)
+    body = {k: v for k, v in extra.items() if k not in known}
+    kw.update({k: v for k, v in extra.items() if k in known})
+    if body:
+        kw["extra_body"] = body
+    return kw
+
+
 class BackendSpec:
     """A lazily imported backend class, registered by name (keeps ``prefkit --help`` fast)."""
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Backend
+from .base import ApiBackend
 from .types import BackendError, ChatRequest, Completion, parse_retry_after, retryable_status
 
 FINISH = {"COMPLETE": "stop", "STOP_SEQUENCE": "stop", "MAX_TOKENS": "length", "TOOL_CALL": "tool_calls",
@@ -38,37 +38,21 @@ def cohere_error(exc: BaseException) -> BackendError:
     return BackendError(f"cohere {name}: {exc}", retryable=False)
 
 
-class CohereBackend(Backend):
+class CohereBackend(ApiBackend):
     """Cohere chat API (v2)."""
 
     name = "cohere"
     description = "Cohere chat API (v2)"
     default_model = "command-r-plus"
+    api_key_name = "cohere"
 
-    def __init__(self, options=None):
-        super().__init__(options)
-        self._client = None
-        self._key: str | None = None
+    def make_client(self):
+        import cohere
 
-    def cache_namespace(self) -> dict[str, Any]:
-        return {"base_url": (self.options.base_url or "").rstrip("/")}
-
-    def check_ready(self) -> None:
-        from .keys import get_key
-
-        self._key = get_key("cohere")
-
-    def client(self):
-        if self._client is None:
-            import cohere
-
-            if self._key is None:
-                self.check_ready()
-            kw: dict[str, Any] = {"api_key": self._key, "timeout": self.options.timeout, "max_retries": 0}
-            if self.options.base_url:
-                kw["base_url"] = self.options.base_url
-            self._client = cohere.AsyncClientV2(**kw)
-        return self._client
+        kw: dict[str, Any] = {"api_key": self._key, "timeout": self.options.timeout, "max_retries": 0}
+        if self.options.base_url:
+            kw["base_url"] = self.options.base_url
+        return cohere.AsyncClientV2(**kw)
 
     def request_kwargs(self, request: ChatRequest) -> dict[str, Any]:
         p = self.params_for(request)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Backend
+from .base import ApiBackend, add_extra
 from .types import BackendError, ChatRequest, Completion, parse_retry_after, retryable_status
 
 FINISH = {"stop": "stop", "length": "length", "content_filter": "content_filter", "tool_calls": "tool_calls",
@@ -76,12 +76,13 @@ def _provider_message(exc: BaseException) -> str | None:
     return None
 
 
-class OpenAIBackend(Backend):
+class OpenAIBackend(ApiBackend):
     """OpenAI chat completions (and any OpenAI-compatible server via --base-url)."""
 
     name = "openai"
     description = "OpenAI API, or any OpenAI-compatible server with --base-url"
     default_model = "gpt-4o-mini"
+    api_key_name = "openai"
 
     # httpx's connection pool scans every connection on each request, so one pool serving many
     # concurrent requests costs CPU per request that grows with the pool: share the load over
@@ -92,10 +93,6 @@ class OpenAIBackend(Backend):
         super().__init__(options)
         self._clients: list = []
         self._next = 0
-        self._key: str | None = None
-
-    def cache_namespace(self) -> dict[str, Any]:
-        return {"base_url": (self.options.base_url or "").rstrip("/")}
 
     def check_ready(self) -> None:
         from .keys import get_key
@@ -107,7 +104,7 @@ class OpenAIBackend(Backend):
 
             raise PrefkitError("the openai backend needs the openai package: pip install openai") from None
         # a custom server (vllm serve, llama.cpp ...) usually needs no key
-        self._key = get_key("openai", required=not self.options.base_url) or "not-needed"
+        self._key = get_key(self.api_key_name, required=not self.options.base_url) or "not-needed"
 
     def client(self):
         if not self._clients:
@@ -141,13 +138,9 @@ class OpenAIBackend(Backend):
         known = {"top_p", "n", "presence_penalty", "frequency_penalty", "logit_bias", "response_format",
                  "user", "logprobs", "top_logprobs", "max_completion_tokens", "reasoning_effort",
                  "service_tier", "tools", "tool_choice", "metadata"}
-        body = {k: extra.pop(k) for k in list(extra) if k not in known}
         if "max_completion_tokens" in extra:
             kw.pop("max_tokens", None)
-        kw.update(extra)
-        if body:
-            kw["extra_body"] = body
-        return kw
+        return add_extra(kw, extra, known)
 
     async def agenerate_one(self, request: ChatRequest) -> Completion:
         client = self.client()

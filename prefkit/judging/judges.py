@@ -219,17 +219,7 @@ def judge_pairwise(
                           max_tokens=judge.judge_max_tokens, on_item=on_item, progress=progress,
                           description=f"judging {len(todo)} pairs ({rubric.name})")
         _store_llm_summary(run, stats)
-    if summary is not None:
-        summary.update(stats)
-        summary["already_done"] = len(done)
-        summary["judged"] = len(results)
-    out = []
-    for it in items:
-        r = done.get(it["key"]) or results.get(it["key"])
-        if r is None:  # not finished (dry run, budget reached): reported as not judged
-            r = {"key": it["key"], "winner": None, "status": "not judged"}
-        out.append(r)
-    return out
+    return _collect(items, done, results, stats, summary, "winner")
 
 
 def judge_score(
@@ -307,6 +297,15 @@ def judge_score(
                           max_tokens=judge.judge_max_tokens, on_item=on_item, progress=progress,
                           description=f"scoring {len(todo)} responses ({rubric.name})")
         _store_llm_summary(run, stats)
+    return _collect(items, done, results, stats, summary, "score")
+
+
+def _collect(items: list[dict[str, Any]], done: dict[str, Any], results: dict[str, Any], stats: dict[str, Any],
+             summary: dict[str, Any] | None, verdict: str) -> list[dict[str, Any]]:
+    """Fill ``summary`` and return one result per item, in order.
+
+    An item not finished (dry run, budget reached) is reported as not judged, with ``verdict`` None.
+    """
     if summary is not None:
         summary.update(stats)
         summary["already_done"] = len(done)
@@ -315,35 +314,42 @@ def judge_score(
     for it in items:
         r = done.get(it["key"]) or results.get(it["key"])
         if r is None:
-            r = {"key": it["key"], "score": None, "status": "not judged"}
+            r = {"key": it["key"], verdict: None, "status": "not judged"}
         out.append(r)
     return out
 
 
-class PairwiseJudge:
+class _RubricJudge:
+    """A registered judge object that hands its work to a ``judge_*`` function (``_judge_fn``)."""
+
+    name = ""
+    kind = ""
+    description = ""
+    _judge_fn = None
+
+    def judge(self, items, rubric="quality", options=None, run=None, **kwargs):
+        return type(self)._judge_fn(items, rubric, options, run, **kwargs)
+
+    def __call__(self, items, rubric="quality", options=None, run=None, **kwargs):
+        return self.judge(items, rubric, options, run, **kwargs)
+
+
+class PairwiseJudge(_RubricJudge):
     """Registered as judge ``pairwise``: both orders, inconsistency = tie."""
 
     name = "pairwise"
     kind = "pairwise"
     description = "Which of two responses better meets a rubric; judged in both orders, disagreement = tie."
-
-    def judge(self, items, rubric="quality", options=None, run=None, **kwargs):
-        return judge_pairwise(items, rubric, options, run, **kwargs)
-
-    __call__ = judge
+    _judge_fn = staticmethod(judge_pairwise)
 
 
-class ScoreJudge:
+class ScoreJudge(_RubricJudge):
     """Registered as judge ``score``: an absolute 1–N score against a rubric."""
 
     name = "score"
     kind = "absolute"
     description = "An absolute score (default 1-5) of one response against a rubric, optional reference answer."
-
-    def judge(self, items, rubric="quality", options=None, run=None, **kwargs):
-        return judge_score(items, rubric, options, run, **kwargs)
-
-    __call__ = judge
+    _judge_fn = staticmethod(judge_score)
 
 
 __all__ = ["JudgeOptions", "judge_pairwise", "judge_score", "combine_orders", "PairwiseJudge", "ScoreJudge"]

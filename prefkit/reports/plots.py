@@ -136,6 +136,26 @@ def _rotate(ax, labels: Sequence[str]) -> None:
             t.set_horizontalalignment("right")
 
 
+def _xtick_labels(ax, labels: Sequence[str]) -> None:
+    """One tick per label at 0, 1, ... with the labels wrapped (and rotated when long)."""
+    ax.set_xticks(list(range(len(labels))))
+    ax.set_xticklabels([wrap_label(x, 22) for x in labels])
+    _rotate(ax, labels)
+
+
+def _annotate_bars(ax, xs: Sequence[float], values: Sequence[Number], yerr: Any, value_format: str, *,
+                   lift: int, fontsize: int, missing: str | None = None) -> None:
+    """Each bar's value just above it (and above its error bar); a non-finite one as ``missing`` at 0, if given."""
+    for i, (x, v) in enumerate(zip(xs, values)):
+        if not _finite(v):
+            if missing is not None:
+                ax.annotate(missing, (x, 0), ha="center", va="bottom", fontsize=fontsize)
+            continue
+        top = v + (yerr[1][i] if yerr else 0.0)
+        ax.annotate(value_format.format(v), (x, top), xytext=(0, lift), textcoords="offset points",
+                    ha="center", va="bottom", fontsize=fontsize)
+
+
 def bar_chart(
     labels: Sequence[str],
     values: Sequence[Number],
@@ -174,17 +194,8 @@ def bar_chart(
         if reference_label:
             ax.legend(frameon=False, loc="best")
     if annotate:
-        yerr = _yerr(values, errors)
-        for i, v in enumerate(values):
-            if not _finite(v):
-                ax.annotate("n/a", (i, 0), ha="center", va="bottom", fontsize=9)
-                continue
-            top = v + (yerr[1][i] if yerr else 0.0)
-            ax.annotate(value_format.format(v), (i, top), xytext=(0, 3), textcoords="offset points",
-                        ha="center", va="bottom", fontsize=9)
-    ax.set_xticks(xs)
-    ax.set_xticklabels([wrap_label(x, 22) for x in labels])
-    _rotate(ax, labels)
+        _annotate_bars(ax, xs, values, _yerr(values, errors), value_format, lift=3, fontsize=9, missing="n/a")
+    _xtick_labels(ax, labels)
     _decorate(ax, title, xlabel, ylabel, ylim)
     return _save(fig, path, formats, dpi)
 
@@ -225,16 +236,10 @@ def grouped_bars(
         ax.bar(xs, [v if _finite(v) else 0.0 for v in vals], width=width * 0.95, label=name, color=color,
                yerr=err, capsize=3, edgecolor="black", linewidth=0.5, error_kw={"elinewidth": 1.0})
         if annotate:
-            for i, (x, v) in enumerate(zip(xs, vals)):
-                if _finite(v):
-                    top = v + (err[1][i] if err else 0.0)
-                    ax.annotate(value_format.format(v), (x, top), xytext=(0, 2), textcoords="offset points",
-                                ha="center", va="bottom", fontsize=8)
+            _annotate_bars(ax, xs, vals, err, value_format, lift=2, fontsize=8)
     if reference is not None:
         ax.axhline(reference, linestyle="--", color="#555555", linewidth=1.2, label=reference_label or None)
-    ax.set_xticks(list(range(len(groups))))
-    ax.set_xticklabels([wrap_label(g, 22) for g in groups])
-    _rotate(ax, groups)
+    _xtick_labels(ax, groups)
     ax.legend(frameon=False, loc=legend_loc)
     _decorate(ax, title, xlabel, ylabel, ylim)
     return _save(fig, path, formats, dpi)

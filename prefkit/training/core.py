@@ -188,9 +188,18 @@ class TRLTrainer:
     #: TRL column layout this trainer consumes (for help texts)
     columns = ""
 
+    #: names of the TRL trainer and config classes, e.g. ("SFTTrainer", "SFTConfig")
+    trl_names: tuple[str, str] | None = None
+
     # ---------------------------------------------------------------- to override
     def trl_classes(self) -> tuple[type, type]:
-        raise NotImplementedError
+        """The TRL trainer and config classes (by default the ``trl_names`` of the ``trl`` package)."""
+        if not self.trl_names:
+            raise NotImplementedError(f"trainer {self.name!r} names no TRL classes (trl_names)")
+        import trl
+
+        trainer, config = self.trl_names
+        return getattr(trl, trainer), getattr(trl, config)
 
     def kind_args(self, cfg: TrainConfig) -> dict[str, Any]:
         return {}
@@ -603,11 +612,7 @@ class SFTTrainerSpec(TRLTrainer):
     name = "sft"
     description = "Supervised fine-tuning on prompt/completion rows (TRL SFTTrainer)."
     columns = "prompt, completion (or chosen, messages, text)"
-
-    def trl_classes(self):
-        from trl import SFTConfig, SFTTrainer
-
-        return SFTTrainer, SFTConfig
+    trl_names = ("SFTTrainer", "SFTConfig")
 
     def kind_args(self, cfg):
         return {"completion_only_loss": not cfg.train_on_prompt}
@@ -619,11 +624,7 @@ class DPOTrainerSpec(TRLTrainer):
     name = "dpo"
     description = "Direct preference optimization on prompt/chosen/rejected rows (TRL DPOTrainer)."
     columns = "prompt, chosen, rejected"
-
-    def trl_classes(self):
-        from trl import DPOConfig, DPOTrainer
-
-        return DPOTrainer, DPOConfig
+    trl_names = ("DPOTrainer", "DPOConfig")
 
     def kind_args(self, cfg):
         return {"beta": cfg.beta, "loss_type": cfg.loss_type}
@@ -635,11 +636,7 @@ class RewardTrainerSpec(TRLTrainer):
     name = "reward"
     description = "Reward model (Bradley-Terry) on prompt/chosen/rejected rows (TRL RewardTrainer)."
     columns = "prompt, chosen, rejected"
-
-    def trl_classes(self):
-        from trl import RewardConfig, RewardTrainer
-
-        return RewardTrainer, RewardConfig
+    trl_names = ("RewardTrainer", "RewardConfig")
 
 
 BUILTIN_TRAINERS: dict[str, type[TRLTrainer]] = {"sft": SFTTrainerSpec, "dpo": DPOTrainerSpec,

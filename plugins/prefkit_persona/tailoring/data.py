@@ -3,13 +3,11 @@
 The plugin registers the ``persona-tailoring`` source (configs BeaverTails, Anthropic HHH,
 Mnemonic; splits fewshot, sft_train, sft_val, dpo_train, dpo_val, test), which looks in the
 offline mirror (``--data-dir`` / ``PREFKIT_DATA_DIR``: ``<dir>/persona-tailoring-<Split>/``) and
-then on the hub. If that source is missing (a trimmed install), the mirror directory is read
-directly as a ``save_to_disk`` dataset.
+then on the hub.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +16,6 @@ from prefkit.errors import UsageError
 from .formats import PERSONA_COLUMNS, canonical_split, check_data_split
 
 SOURCE = "persona-tailoring"
-
-
-def _mirror_dirs(data_dir: str | Path | None) -> list[Path]:
-    dirs = []
-    if data_dir:
-        dirs.append(Path(data_dir))
-    env = os.environ.get("PREFKIT_DATA_DIR")
-    if env:
-        dirs.extend(Path(p) for p in env.split(os.pathsep) if p)
-    return dirs
 
 
 def load_tailoring_rows(split: str, data_split: str, *, data_dir: str | Path | None = None,
@@ -45,16 +33,10 @@ def load_tailoring_rows(split: str, data_split: str, *, data_dir: str | Path | N
     if limit is not None and limit < 1:
         raise UsageError(f"--limit must be at least 1 (got {limit})")
     required = ("prompt",) if data_split == "test" else ("prompt", "chosen", "rejected")
-    if SOURCE in prefkit.registry("datasets"):
-        records = prefkit.load_records(f"{SOURCE}:{split}", split=data_split, data_dir=data_dir, limit=limit,
-                                       required=required)
-    else:
-        path = next((d / f"{SOURCE}-{split}" for d in _mirror_dirs(data_dir) if (d / f"{SOURCE}-{split}").is_dir()),
-                    None)
-        if path is None:
-            raise UsageError(f"the {SOURCE!r} dataset source is not registered and no local mirror "
-                             f"{SOURCE}-{split}/ was found: point --data-dir or PREFKIT_DATA_DIR at one")
-        records = prefkit.load_records(str(path), split=data_split, limit=limit, required=required)
+    if SOURCE not in prefkit.registry("datasets"):
+        raise UsageError(f"the {SOURCE!r} dataset source is not registered: is the persona plugin enabled?")
+    records = prefkit.load_records(f"{SOURCE}:{split}", split=data_split, data_dir=data_dir, limit=limit,
+                                   required=required)
     return [record_to_row(r, i) for i, r in enumerate(records)]
 
 
