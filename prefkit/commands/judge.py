@@ -218,6 +218,8 @@ def judge_pairwise_command(
 
     if limit is not None and limit < 1:
         raise UsageError("--limit must be at least 1")
+    if bootstrap < 0:
+        raise UsageError(f"--bootstrap must be 0 or more (got {bootstrap})")
     rub = get_rubric(rubric)
     oa, ob = _load_pair_inputs(a, b, key=key, split=split, prompt_field=prompt_field, response_field=response_field,
                                prompt_format=prompt_format, label_a=label_a, label_b=label_b)
@@ -342,6 +344,10 @@ def judge_score_command(
 
     if min_score >= max_score:
         raise UsageError(f"--min-score must be below --max-score (got {min_score} and {max_score})")
+    if limit is not None and limit < 1:
+        raise UsageError("--limit must be at least 1")
+    if bootstrap < 0:
+        raise UsageError(f"--bootstrap must be 0 or more (got {bootstrap})")
     rub = get_rubric(rubric)
     outs = load_outputs(input, key=key, prompt_field=prompt_field, response_field=response_field,
                         prompt_format=prompt_format, split=split, label=label)
@@ -472,6 +478,11 @@ def winrate_command(
 
     if metric not in _METRICS:
         raise UsageError(f"--metric must be one of {', '.join(_METRICS)}")
+    if bootstrap < 0:
+        raise UsageError(f"--bootstrap must be 0 or more (got {bootstrap})")
+    if plot and Path(plot).suffix.lower() not in ("", ".png", ".pdf"):
+        # any other suffix would make FILE and FILE-outcomes resolve to the same .png/.pdf
+        raise UsageError(f"--plot must be a .png or .pdf file (got {plot})")
     if metric == "lc_win_rate":
         length_controlled = True
     entries = [_run_entry(p, bootstrap=bootstrap, seed=seed, length_controlled=length_controlled) for p in run_dirs]
