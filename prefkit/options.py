@@ -94,7 +94,18 @@ def build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
         v = values[key]
         parser = f.metadata.get("parser")
         if parser is not None and v is not None:
-            v = parser(v)
+            try:
+                v = parser(v)
+            except (ValueError, TypeError) as exc:  # a parser rejecting the value: name the flag
+                from .errors import UsageError
+
+                raise UsageError(f"{_flag_for(f)}: {exc}") from None
+            except Exception as exc:
+                from .errors import PrefkitError, UsageError
+
+                if isinstance(exc, PrefkitError):
+                    raise UsageError(f"{_flag_for(f)}: {exc}") from None
+                raise
         if v is None and (f.default is not _MISSING or f.default_factory is not _MISSING):
             if f.default is not None:
                 continue  # keep the dataclass default

@@ -105,7 +105,14 @@ def _split_of(ds: Any, split: str | None, where: str) -> Any:
         if split not in ds:
             raise UsageError(f"{where} has no split {split!r} (splits: {', '.join(ds)})")
         return ds[split]
+    _check_single(split, where)
     return ds
+
+
+def _check_single(split: str | None, where: str) -> None:
+    """A single table has no splits: a --split other than "train" (its conventional name) is a mistake."""
+    if split not in (None, "train"):
+        raise UsageError(f"{where} holds a single table without splits; --split {split!r} does not apply (leave it out)")
 
 
 def to_records(
@@ -335,6 +342,7 @@ class FileSource(_LocatorSource):
     description: str = "A local .jsonl, .json, .parquet or .csv file: pass its path"
 
     def load_rows(self, config=None, split=None, *, data_dir=None):
+        _check_single(split, config or "the file")
         return read_table(config or "")
 
 

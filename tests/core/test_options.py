@@ -62,3 +62,9 @@ def test_split_csv():
     assert split_csv("a, b,,c") == ["a", "b", "c"]
     assert split_csv(["a,b", "c"]) == ["a", "b", "c"]
     assert split_csv(None) == []
+
+
+def test_parser_errors_name_the_flag(prefkit_home):
+    res = cli("generate", "--input", "x.jsonl", "--backend", "mock", "--concurrency", "0")
+    assert res.exit_code == 2
+    assert res.stderr.strip() == "Error: --concurrency: expected a positive integer, got 0"

@@ -178,3 +178,17 @@ def test_datasets_command_lists_sources(prefkit_cli):
     res = prefkit_cli("datasets", "--json")
     assert res.exit_code == 0
     assert {"hf", "disk", "file"} <= {d["name"] for d in res.json()}
+
+
+def test_split_on_a_single_file_is_an_error(tmp_path):
+    paths = write_all(tmp_path)
+    assert len(prefkit.load_records(str(paths["jsonl"]), split="train")) == 2  # the conventional name is fine
+    with pytest.raises(UsageError, match="single table without splits; --split 'test' does not apply"):
+        prefkit.load_records(str(paths["jsonl"]), split="test")
+    import datasets
+
+    single = tmp_path / "single"
+    datasets.Dataset.from_list(ROWS).save_to_disk(str(single))
+    assert len(prefkit.load_records(str(single))) == 2
+    with pytest.raises(UsageError, match="--split 'nope' does not apply"):
+        prefkit.load_records(str(single), split="nope")
