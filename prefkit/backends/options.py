@@ -28,6 +28,15 @@ def _positive_int(v: Any) -> int:
     return v
 
 
+def _non_negative(v: Any) -> float:
+    v = float(v)
+    if v < 0:
+        from ..errors import UsageError
+
+        raise UsageError(f"expected 0 or more, got {v:g}")
+    return v
+
+
 @dataclass
 class BackendOptions:
     """How LLM requests are sent: which backend and model, how fast, how safely."""
@@ -41,7 +50,7 @@ class BackendOptions:
     rpm: float | None = opt(None, help="Requests-per-minute limit (token bucket).")
     tpm: float | None = opt(None, help="Tokens-per-minute limit (token bucket; prompt estimate + max tokens).")
     max_tokens: int | None = opt(None, help="Most tokens to generate per request (default: 1024 for APIs, 256 for hf).")
-    temperature: float = opt(0.0, help="Sampling temperature (0 = greedy/deterministic).")
+    temperature: float = opt(0.0, help="Sampling temperature (0 = greedy/deterministic).", parser=_non_negative)
     stop: list[str] = opt(default_factory=list, parser=split_csv,
                           help="Stop sequence (repeat the flag or give a comma list); not included in the output.")
     seed: int | None = opt(None, help="Sampling seed (passed to providers that take one; seeds local sampling).")

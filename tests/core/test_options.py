@@ -68,3 +68,8 @@ def test_parser_errors_name_the_flag(prefkit_home):
     res = cli("generate", "--input", "x.jsonl", "--backend", "mock", "--concurrency", "0")
     assert res.exit_code == 2
     assert res.stderr.strip() == "Error: --concurrency: expected a positive integer, got 0"
+
+
+def test_negative_temperature_is_refused(prefkit_home):
+    res = cli("generate", "--input", "x.jsonl", "--backend", "mock", "--temperature", "-1")
+    assert res.exit_code == 2 and res.stderr.strip() == "Error: --temperature: expected 0 or more, got -1"
