@@ -11,7 +11,11 @@ import os
 import sys
 from typing import Optional
 
-import typer
+from ._startup import defer_rich_markdown
+
+defer_rich_markdown()  # before typer is imported: it imports rich.markdown at import time
+
+import typer  # noqa: E402
 
 from . import __version__
 from .errors import PrefkitError

@@ -71,3 +71,17 @@ def test_help_lists_core_commands():
     assert res.exit_code == 0
     for name in ("plugins", "datasets", "backends", "runs"):
         assert name in res.stdout
+
+
+def test_rich_markdown_is_deferred_but_works():
+    """--help skips importing rich.markdown (markdown-it); any real use still gets the real module."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom prefkit.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('MD', 'markdown_it' in sys.modules)\n"
+            "import rich.markdown as m\nprint('HEADING', m.Heading.__module__)\n"
+            "print('MARKDOWN', type(m.Markdown('# x')).__module__)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
+    assert "MD False" in out
+    assert "HEADING rich.markdown" in out and "MARKDOWN rich.markdown" in out
