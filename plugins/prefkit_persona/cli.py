@@ -213,8 +213,8 @@ def prefs_cmd(
 @persona_app.command("saliency")
 def saliency_cmd(
     runs: List[str] = typer.Argument(..., help="One or more infer-personas run directories."),
-    min_count: int = typer.Option(10, "--min-count", help="Only words seen at least this often (both sides together)."),
-    top: int = typer.Option(10, "--top", help="Words listed per side."),
+    min_count: int = typer.Option(10, "--min-count", min=1, help="Only words seen at least this often (both sides together)."),
+    top: int = typer.Option(10, "--top", min=1, help="Words listed per side."),
     per_persona: bool = typer.Option(False, "--per-persona", help="Count a word once per persona."),
     keep_stopwords: bool = typer.Option(False, "--keep-stopwords", help="Also rank function words (a, the, and ...) "
                                         "and the template words user/prefer."),

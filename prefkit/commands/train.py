@@ -205,9 +205,10 @@ def _make_command(kind: str, summary: str, columns: str):
     def command(
         ctx: typer.Context,
         model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub id, model directory, adapter directory "
-                                            "(merged first) or a prefkit training run."),
+                                            "(merged first) or a prefkit training run. Required, here or in --config."),
         dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help=f"Training data with columns {columns}: "
-                                              "a registered name (name:config), a file or save_to_disk dir, hf:ORG/NAME."),
+                                              "a registered name (name:config), a file or save_to_disk dir, hf:ORG/NAME. "
+                                              "Required, here or in --config."),
         split: Optional[str] = typer.Option(None, "--split", help="Split of --dataset."),
         eval_dataset: Optional[str] = typer.Option(None, "--eval-dataset", help="Evaluation data (default: "
                                                    "--dataset with --eval-split)."),

@@ -168,3 +168,11 @@ def test_retrieve_bad_inputs(persona_data, prefkit_cli, tmp_path):
     r = prefkit_cli("persona", "retrieve", "--split", "Mnemonic", "--pool", "test", "--target", "dpo_val",
                     "--embedder", "bm25", "--data-dir", persona_data)
     assert r.exit_code == 2 and "no row with both gold personas" in r.stderr
+
+
+def test_saliency_refuses_non_positive_counts(prefkit_cli, tmp_path):
+    for flag in ("--top", "--min-count"):
+        res = prefkit_cli("persona", "saliency", str(tmp_path), flag, "0")
+        assert res.exit_code == 2
+        lines = [x for x in res.stderr.splitlines() if x.strip()]
+        assert len(lines) == 1 and lines[0].startswith("Error: Invalid value for '" + flag + "'")
