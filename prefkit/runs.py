@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .errors import PrefkitError, UsageError
+from .secrets import REDACTED, scrub
 
 SECRET_PATTERN = re.compile(r"(api[_-]?key|token|secret|password|authorization|bearer)", re.I)
-REDACTED = "***"
 
 
 def _now() -> str:
@@ -56,17 +56,8 @@ def redact(value: Any, key: str = "") -> Any:
     if isinstance(value, (list, tuple)):
         return [redact(v) for v in value]
     if isinstance(value, str):
-        return _redact_known_secrets(value)
+        return scrub(value)
     return value
-
-
-def _redact_known_secrets(text: str) -> str:
-    for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "CO_API_KEY", "COHERE_API_KEY", "HF_TOKEN",
-                "WANDB_API_KEY"):
-        secret = os.environ.get(var)
-        if secret and len(secret) >= 8 and secret in text:
-            text = text.replace(secret, REDACTED)
-    return re.sub(r"\b(sk-[A-Za-z0-9_-]{12,})", REDACTED, text)
 
 
 def redact_argv(argv: list[str]) -> list[str]:
@@ -83,7 +74,7 @@ def redact_argv(argv: list[str]) -> list[str]:
                 out.append(a)
                 hide_next = True
             continue
-        out.append(_redact_known_secrets(a))
+        out.append(scrub(a))
     return out
 
 
@@ -319,7 +310,7 @@ class Run:
         with self._lock:
             if self._failures_fh is None:
                 self._failures_fh = open(self.failures_path, "a", encoding="utf-8")
-            rec = {"key": str(key), "error": _redact_known_secrets(str(error)), "time": _now(), **_jsonable(extra)}
+            rec = {"key": str(key), "error": scrub(str(error)), "time": _now(), **_jsonable(extra)}
             self._failures_fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
             self._failures_fh.flush()
 

@@ -25,7 +25,6 @@ KEY_VARS: dict[str, tuple[str, ...]] = {
 }
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_seen_secrets: set[str] = set()
 
 
 def keys_path() -> Path:
@@ -83,9 +82,9 @@ def lookup(name: str) -> tuple[str | None, str | None]:
 
 
 def _remember(value: str) -> str:
-    if len(value) >= 6:
-        _seen_secrets.add(value)
-    return value
+    from ..secrets import remember
+
+    return remember(value)
 
 
 def get_key(backend: str, names: tuple[str, ...] | list[str] | None = None, *, required: bool = True) -> str | None:
@@ -141,9 +140,6 @@ def mask(value: str) -> str:
 
 def redact(text: str) -> str:
     """Remove every key prefkit has read (and sk-… tokens) from a message."""
-    if not text:
-        return text
-    for secret in _seen_secrets:
-        if secret in text:
-            text = text.replace(secret, "***")
-    return re.sub(r"\b(sk-[A-Za-z0-9_-]{12,})", "***", text)
+    from ..secrets import scrub
+
+    return scrub(text)
