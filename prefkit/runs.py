@@ -102,6 +102,11 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
+def _key_of(row: dict[str, Any]) -> str:
+    """A result line's key (``row_id`` when the line has no explicit key)."""
+    return str(row.get("key", row.get("row_id")))
+
+
 def read_jsonl(path: str | Path, *, drop_torn: bool = True) -> list[dict]:
     """Read a JSONL file; a torn (unterminated or unparseable) last line is dropped."""
     path = Path(path)
@@ -234,7 +239,7 @@ class Run:
         run.repaired_bytes = _repair_tail(run.results_path)
         _repair_tail(run.failures_path)
         for row in read_jsonl(run.results_path):
-            run._done.add(str(row.get("key", row.get("row_id"))))
+            run._done.add(_key_of(row))
         run.save_manifest()
         return run
 
@@ -251,7 +256,7 @@ class Run:
             raise PrefkitError(f"{mp} is not valid JSON") from None
         run = cls(path, manifest)
         for row in read_jsonl(run.results_path):
-            run._done.add(str(row.get("key", row.get("row_id"))))
+            run._done.add(_key_of(row))
         return run
 
     # ------------------------------------------------------------------ paths
@@ -318,7 +323,7 @@ class Run:
         """Successful results, one per key, in the order they were written."""
         seen, out = set(), []
         for row in read_jsonl(self.results_path):
-            k = str(row.get("key", row.get("row_id")))
+            k = _key_of(row)
             if k in seen:
                 continue
             seen.add(k)
@@ -332,10 +337,9 @@ class Run:
         """Failed attempts; by default only those whose key never succeeded."""
         rows = read_jsonl(self.failures_path)
         if unresolved:
-            done = {str(r.get("key", r.get("row_id"))) for r in read_jsonl(self.results_path)}
             latest = {}
-            for r in rows:
-                if r["key"] not in done:
+            for r in rows:  # self._done mirrors results.jsonl (read at open, kept by append)
+                if r["key"] not in self._done:
                     latest[r["key"]] = r
             return list(latest.values())
         return rows
