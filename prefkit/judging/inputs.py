@@ -110,11 +110,11 @@ def _label_for(path: Path) -> str:
 
 def read_output_rows(spec: str | Path, *, split: str | None = None) -> tuple[list[dict[str, Any]], str]:
     """Raw rows of an outputs file/run directory/dataset, and a short label for it."""
-    from ..runs import read_jsonl
+    from ..runs import Run, read_jsonl
 
     path = Path(spec)
     if path.is_dir() and (path / "manifest.json").exists():
-        rows = read_jsonl(path / "results.jsonl")
+        rows = Run.load(path).results()  # one successful result per key, as the run store defines it
         if not rows and not (path / "results.jsonl").exists():
             raise UsageError(f"{path} is a run directory without results.jsonl")
         return rows, _label_for(path)
