@@ -135,16 +135,9 @@ def plot_accuracy(summary, contexts: Sequence[int], conventions: Sequence[str], 
                   paper: bool = False, title: str | None = None) -> list[Path]:
     """Accuracy vs context size, one line per model (± s.e. band), one panel per convention;
     the paper's numbers as dashed lines when ``paper``."""
-    import matplotlib
+    from prefkit.reports.plots import PALETTE, pyplot, save_figure
 
-    if matplotlib.get_backend().lower() != "agg":
-        matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    try:
-        from prefkit.reports.plots import PALETTE
-    except Exception:  # pragma: no cover - the core's palette is optional
-        PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9")
+    plt = pyplot()
     names = {"unseen": "targets exclude the context", "paper": "paper's convention (context among targets)",
              "all": "all targets incl. context"}
     n = len(conventions)
@@ -179,13 +172,5 @@ def plot_accuracy(summary, contexts: Sequence[int], conventions: Sequence[str], 
         fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=ncol, frameon=False, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout(rect=(0, 0.05 + 0.05 * rows, 1, 1))
-    p = Path(path).with_suffix("")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    for fmt in ("png", "pdf"):
-        target = p.with_suffix("." + fmt)
-        fig.savefig(target, dpi=150)
-        written.append(target)
-    plt.close(fig)
-    return written
+    fig.tight_layout(rect=(0, 0.05 + 0.05 * rows, 1, 1))  # leave room for the figure legend
+    return save_figure(fig, Path(path).with_suffix(""), dpi=150, tight_layout=False)

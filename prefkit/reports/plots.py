@@ -31,7 +31,8 @@ Number = float | int
 Interval = tuple[Number, Number]
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend (for plugins drawing their own figures)."""
     import matplotlib
 
     if matplotlib.get_backend().lower() != "agg":
@@ -53,11 +54,17 @@ def _targets(path: str | Path, formats: Sequence[str]) -> list[Path]:
     return [p.with_suffix("." + f.lower().lstrip(".")) for f in formats]
 
 
-def _save(fig, path: str | Path, formats: Sequence[str], dpi: int) -> list[Path]:
-    plt = _pyplot()
+def save_figure(fig, path: str | Path, formats: Sequence[str] = DEFAULT_FORMATS, dpi: int = 150, *,
+                tight_layout: bool = True) -> list[Path]:
+    """Write ``fig`` once per format (PNG and PDF by default) and close it; returns the files.
+
+    ``tight_layout=False`` keeps a layout the caller already set (e.g. room left for a figure legend).
+    """
+    plt = pyplot()
     out = []
     try:
-        fig.tight_layout()
+        if tight_layout:
+            fig.tight_layout()
         for target in _targets(path, formats):
             fig.savefig(target, dpi=dpi, bbox_inches="tight")
             out.append(target)
@@ -181,7 +188,7 @@ def bar_chart(
     """
     if len(labels) != len(values):
         raise ValueError(f"{len(labels)} labels for {len(values)} values")
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(_width(len(labels)), 4.0))
     xs = list(range(len(labels)))
     vals = [v if _finite(v) else 0.0 for v in values]
@@ -197,7 +204,7 @@ def bar_chart(
         _annotate_bars(ax, xs, values, _yerr(values, errors), value_format, lift=3, fontsize=9, missing="n/a")
     _xtick_labels(ax, labels)
     _decorate(ax, title, xlabel, ylabel, ylim)
-    return _save(fig, path, formats, dpi)
+    return save_figure(fig, path, formats, dpi)
 
 
 def grouped_bars(
@@ -224,7 +231,7 @@ def grouped_bars(
     for name in names:
         if len(series[name]) != len(groups):
             raise ValueError(f"series {name!r} has {len(series[name])} values for {len(groups)} groups")
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(_width(len(groups) * max(1, len(names)), per=0.5), 4.0))
     n = max(1, len(names))
     width = 0.8 / n
@@ -242,7 +249,7 @@ def grouped_bars(
     _xtick_labels(ax, groups)
     ax.legend(frameon=False, loc=legend_loc)
     _decorate(ax, title, xlabel, ylabel, ylim)
-    return _save(fig, path, formats, dpi)
+    return save_figure(fig, path, formats, dpi)
 
 
 def stacked_bars(
@@ -271,7 +278,7 @@ def stacked_bars(
         if len(parts[name]) != len(labels):
             raise ValueError(f"part {name!r} has {len(parts[name])} values for {len(labels)} labels")
     totals = [sum(float(parts[n][i] or 0) for n in names) for i in range(len(labels))]
-    plt = _pyplot()
+    plt = pyplot()
     if horizontal:
         lines = max((wrap_label(x, 30).count("\n") + 1 for x in labels), default=1)
         fig, ax = plt.subplots(figsize=(8.0, max(2.2, 1.0 + (0.35 + 0.2 * lines) * len(labels))))
@@ -313,7 +320,7 @@ def stacked_bars(
             ax.set_ylim(0, 1)
         ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         _decorate(ax, title, xlabel, ylabel or ("proportion" if normalize else None), None)
-    return _save(fig, path, formats, dpi)
+    return save_figure(fig, path, formats, dpi)
 
 
 def line_plot(
@@ -340,7 +347,7 @@ def line_plot(
     ``errors[name]``: per point a symmetric error or an absolute ``(low, high)``
     interval; drawn as a shaded band. ``None`` values are gaps.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     categorical = any(isinstance(v, str) for v in x)
     xs = list(range(len(x))) if categorical else [float(v) for v in x]
@@ -377,7 +384,7 @@ def line_plot(
         ax.legend(frameon=False, loc=legend_loc)
     ax.grid(True, alpha=0.3)
     _decorate(ax, title, xlabel, ylabel, ylim)
-    return _save(fig, path, formats, dpi)
+    return save_figure(fig, path, formats, dpi)
 
 
 def loss_curve(
@@ -394,7 +401,7 @@ def loss_curve(
     dpi: int = 150,
 ) -> list[Path]:
     """Training loss over steps (optionally smoothed with a running mean), plus eval loss points."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     ax.plot(list(steps), list(losses), color=PALETTE[0], alpha=0.35 if smooth > 1 else 1.0, linewidth=1.2,
             label="train")
@@ -408,7 +415,7 @@ def loss_curve(
     ax.legend(frameon=False)
     ax.grid(True, alpha=0.3)
     _decorate(ax, title, "step", ylabel, None)
-    return _save(fig, path, formats, dpi)
+    return save_figure(fig, path, formats, dpi)
 
 
-__all__ = ["wrap_label", "bar_chart", "grouped_bars", "stacked_bars", "line_plot", "loss_curve", "PALETTE", "DEFAULT_FORMATS"]
+__all__ = ["pyplot", "save_figure", "wrap_label", "bar_chart", "grouped_bars", "stacked_bars", "line_plot", "loss_curve", "PALETTE", "DEFAULT_FORMATS"]
