@@ -20,6 +20,7 @@ _LAZY = {
     "PrefkitError": "prefkit.errors",
     "UsageError": "prefkit.errors",
     "PluginError": "prefkit.errors",
+    "one_line": "prefkit.errors",
     # plugins
     "load_plugins": "prefkit.plugins",
     "registry": "prefkit.plugins",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import UsageError
+from .errors import UsageError, one_line
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -39,8 +39,7 @@ def load_sentence_transformer(name: str = DEFAULT_EMBEDDER, device: str = "cpu")
     try:
         return SentenceTransformer(resolve_sentence_transformer(name), device=device)
     except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        raise UsageError(f"cannot load sentence-transformer {name!r}: {type(exc).__name__}: {first}") from None
+        raise UsageError(f"cannot load sentence-transformer {name!r}: {one_line(exc)}") from None
 
 
 def embedding_dimension(model: Any) -> int:

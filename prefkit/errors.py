@@ -26,3 +26,9 @@ class UsageError(PrefkitError):
 
 class PluginError(PrefkitError):
     """A plugin misbehaved (name clash, bad registration)."""
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` — how a wrapped library error appears in a one-line error."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__

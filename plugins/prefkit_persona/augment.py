@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefkit.errors import PrefkitError, UsageError
+from prefkit.errors import PrefkitError, UsageError, one_line
 
 from .inference import SIDES
 from .runs import load_persona_run
@@ -105,6 +105,6 @@ def augment(run_dir: str | Path, output_dir: str | Path | None = None, *, data_d
             ds.push_to_hub(push_to_hub, config_name=(prun.split or "default").replace(" ", "_"), private=private)
         except Exception as exc:
             raise PrefkitError(f"saved to {out}, but pushing to the hub as {push_to_hub!r} failed: "
-                               f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+                               f"{one_line(exc)}") from None
         stats["pushed_to"] = push_to_hub
     return stats

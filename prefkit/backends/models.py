@@ -24,7 +24,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from ..errors import PrefkitError, UsageError
+from ..errors import PrefkitError, UsageError, one_line
 
 DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
@@ -160,7 +160,7 @@ def _pull_from_hub(hub_id: str, target: Path) -> Path:
         snapshot_download(hub_id, local_dir=str(tmp), allow_patterns=HUB_PATTERNS)
     except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise PrefkitError(f"cannot download {hub_id} from the hub: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+        raise PrefkitError(f"cannot download {hub_id} from the hub: {one_line(exc)}") from None
     return _install(tmp, target)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from ..errors import PrefkitError, UsageError
+from ..errors import PrefkitError, UsageError, one_line
 from .records import PreferenceRecord
 
 PREFERENCE_COLUMNS = ("prompt", "chosen", "rejected")
@@ -278,7 +278,7 @@ class NamedSource(DatasetSource):
             except UsageError:
                 raise
             except Exception as exc:
-                hub_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                hub_error = one_line(exc)
         where = ", ".join(tried) if tried else "no local mirror set (--data-dir / PREFKIT_DATA_DIR)"
         hub = f"hub {self.hub_id}" + (f" config {config}" if config else "")
         raise PrefkitError(
@@ -311,7 +311,7 @@ class HubSource(_LocatorSource):
         except UsageError:
             raise
         except Exception as exc:
-            raise PrefkitError(f"cannot load hub dataset {hub_id!r}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+            raise PrefkitError(f"cannot load hub dataset {hub_id!r}: {one_line(exc)}") from None
 
 
 @dataclass
