@@ -25,6 +25,8 @@ import inspect
 import typing
 from typing import Any, Callable
 
+from .errors import PrefkitError, UsageError
+
 _MISSING = dataclasses.MISSING
 
 
@@ -92,23 +94,14 @@ def build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
         if key not in values:
             continue
         v = values[key]
+        if v is None and (f.default is not _MISSING or f.default_factory is not _MISSING):
+            continue  # flag not given: the dataclass default applies
         parser = f.metadata.get("parser")
         if parser is not None and v is not None:
             try:
                 v = parser(v)
-            except (ValueError, TypeError) as exc:  # a parser rejecting the value: name the flag
-                from .errors import UsageError
-
+            except (ValueError, TypeError, PrefkitError) as exc:  # a parser rejecting the value: name the flag
                 raise UsageError(f"{_flag_for(f)}: {exc}") from None
-            except Exception as exc:
-                from .errors import PrefkitError, UsageError
-
-                if isinstance(exc, PrefkitError):
-                    raise UsageError(f"{_flag_for(f)}: {exc}") from None
-                raise
-        if v is None and (f.default is not _MISSING or f.default_factory is not _MISSING):
-            if f.default is not None:
-                continue  # keep the dataclass default
         kwargs[f.name] = v
     return cls(**kwargs)
 
