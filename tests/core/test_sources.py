@@ -192,3 +192,10 @@ def test_split_on_a_single_file_is_an_error(tmp_path):
     assert len(prefkit.load_records(str(single))) == 2
     with pytest.raises(UsageError, match="--split 'nope' does not apply"):
         prefkit.load_records(str(single), split="nope")
+
+
+def test_limit_below_one_is_refused(tmp_path):
+    paths = write_all(tmp_path)
+    for bad in (0, -1):
+        with pytest.raises(UsageError, match=f"--limit must be at least 1 \\(got {bad}\\)"):
+            prefkit.load_records(str(paths["jsonl"]), limit=bad)

@@ -30,8 +30,6 @@ def load_tailoring_rows(split: str, data_split: str, *, data_dir: str | Path | N
 
     split = canonical_split(split)
     check_data_split(data_split)
-    if limit is not None and limit < 1:
-        raise UsageError(f"--limit must be at least 1 (got {limit})")
     required = ("prompt",) if data_split == "test" else ("prompt", "chosen", "rejected")
     if SOURCE not in prefkit.registry("datasets"):
         raise UsageError(f"the {SOURCE!r} dataset source is not registered: is the persona plugin enabled?")
