@@ -41,6 +41,13 @@ _LAZY = {
     "parse_dialogue": "prefkit.data",
     # runs
     "Run": "prefkit.runs",
+    "RunStatus": "prefkit.runs",
+    "STATUSES": "prefkit.runs",
+    "ExitCode": "prefkit.runs",
+    "exit_code": "prefkit.runs",
+    "command_exit": "prefkit.runs",
+    "runs_dir": "prefkit.runs",
+    "slug": "prefkit.runs",
     "list_runs": "prefkit.runs",
     "read_jsonl": "prefkit.runs",
     # backends (issue: backend engine)

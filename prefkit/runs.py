@@ -17,6 +17,23 @@ Guarantees:
   when the run is opened again;
 * failed items go to ``failures.jsonl`` and are not "done": re-running retries them;
 * secrets (keys, tokens) are redacted from the manifest.
+
+Lifecycle (the one copy every command uses)::
+
+    with prefkit.Run.open("my-command", identity=..., config=..., output_dir=..., run_name=..., fresh=...) as run:
+        run.expect(keys)                      # optional: what "all done" means
+        ...                                   # run.append(...), run.record_failure(...)
+    # on leaving the block the manifest's status is one of STATUSES:
+    #   done         no exception, nothing failed or missing
+    #   incomplete   no exception, but some items failed after retries (or expected keys are missing)
+    #   failed       an exception left the block (recorded with its message, re-raised)
+    #   interrupted  Ctrl-C (SIGINT) or SIGTERM (inside the block SIGTERM raises KeyboardInterrupt)
+    #   dry-run      finished with run.finish(DRY_RUN): nothing was sent
+    code = prefkit.exit_code(run)             # 0 done/dry-run, 1 incomplete/failed, 2 bad input, 130 interrupted
+
+A CLI body ends with ``prefkit.command_exit(run)``: it returns for a clean run,
+and otherwise prints which items failed and how to resume, then exits with
+:func:`exit_code`'s code.
 """
 
 from __future__ import annotations
@@ -29,11 +46,107 @@ import shlex
 import subprocess
 import sys
 import threading
+from enum import IntEnum
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .errors import PrefkitError, UsageError
 from .secrets import REDACTED, scrub
+
+# ---------------------------------------------------------------------- status names and exit codes
+RUNNING = "running"
+DONE = "done"
+INCOMPLETE = "incomplete"
+FAILED = "failed"
+INTERRUPTED = "interrupted"
+DRY_RUN = "dry-run"
+
+
+class RunStatus:
+    """The status names, as one namespace: ``prefkit.RunStatus.DONE`` ..."""
+
+    RUNNING = RUNNING
+    DONE = DONE
+    INCOMPLETE = INCOMPLETE
+    FAILED = FAILED
+    INTERRUPTED = INTERRUPTED
+    DRY_RUN = DRY_RUN
+
+
+#: every status a manifest can hold (``running`` until the run is finished)
+STATUSES = (RUNNING, DONE, INCOMPLETE, FAILED, INTERRUPTED, DRY_RUN)
+# names older code (and older run directories) use for the same states
+_STATUS_ALIASES = {"completed": DONE, "partial": INCOMPLETE}
+
+
+class ExitCode(IntEnum):
+    """The exit codes of every prefkit command (documented in docs/cli.md)."""
+
+    OK = 0  #: every item done (or a dry run)
+    ITEMS_FAILED = 1  #: some items failed after retries (or the command failed); re-run to resume
+    BAD_INPUT = 2  #: bad input: a bad flag value, an unknown name, a missing file (``prefkit.UsageError``)
+    INTERRUPTED = 130  #: Ctrl-C or SIGTERM; results so far are kept, re-run to resume
+
+
+_EXIT_FOR_STATUS = {DONE: ExitCode.OK, DRY_RUN: ExitCode.OK, RUNNING: ExitCode.OK, INCOMPLETE: ExitCode.ITEMS_FAILED,
+                    FAILED: ExitCode.ITEMS_FAILED, INTERRUPTED: ExitCode.INTERRUPTED}
+
+
+def normalize_status(status: str) -> str:
+    """A status name from :data:`STATUSES` (old names such as ``completed`` map onto theirs)."""
+    status = _STATUS_ALIASES.get(status, status)
+    if status not in STATUSES:
+        raise ValueError(f"unknown run status {status!r} (one of: {', '.join(STATUSES)})")
+    return status
+
+
+def exit_code(outcome: "Run | str | Path | dict[str, Any]") -> int:
+    """The exit code for a finished run: a :class:`Run`, a run directory, a status name, or a result dict
+    with a ``status`` (or a ``run``/``run_dir`` path)."""
+    return int(_EXIT_FOR_STATUS[_status_of(outcome)])
+
+
+def _as_run(outcome: Any) -> "Run | None":
+    if isinstance(outcome, Run):
+        return outcome
+    if isinstance(outcome, dict):
+        path = outcome.get("run_dir") or outcome.get("run")
+        return Run.load(path) if path and (Path(path) / "manifest.json").exists() else None
+    if isinstance(outcome, Path) or (isinstance(outcome, str) and outcome not in STATUSES
+                                     and outcome not in _STATUS_ALIASES):
+        return Run.load(outcome)
+    return None
+
+
+def _status_of(outcome: Any) -> str:
+    if isinstance(outcome, dict) and outcome.get("status"):
+        return normalize_status(outcome["status"])
+    if isinstance(outcome, str) and (outcome in STATUSES or outcome in _STATUS_ALIASES):
+        return normalize_status(outcome)
+    run = _as_run(outcome)
+    if run is None:
+        raise ValueError(f"cannot tell the status of {outcome!r}")
+    return normalize_status(run.manifest.get("status") or RUNNING)
+
+
+def command_exit(outcome: "Run | str | Path | dict[str, Any]") -> None:
+    """End a CLI command the same way everywhere.
+
+    A run that is done (or a dry run) returns normally (exit code 0). Otherwise one ``Error:`` line says
+    what failed (the first failed keys, where the failures are recorded, how to resume) and the command
+    exits with :func:`exit_code`'s code (1 for failed items, 130 for an interrupted run).
+    """
+    code = exit_code(outcome)
+    if code == ExitCode.OK:
+        return
+    from .console import error_line
+
+    run = _as_run(outcome)
+    error_line(run.failure_summary() if run is not None else f"the command ended as {_status_of(outcome)!r}")
+    import typer
+
+    raise typer.Exit(code)
+
 
 SECRET_PATTERN = re.compile(r"(api[_-]?key|token|secret|password|authorization|bearer)", re.I)
 
@@ -42,7 +155,21 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def runs_dir(base_dir: str | Path | None = None) -> Path:
+    """Where run directories go: ``base_dir``, else ``$PREFKIT_RUNS_DIR``, else ``./runs``."""
+    return Path(base_dir or os.environ.get("PREFKIT_RUNS_DIR") or "runs")
+
+
+def run_path(command: str, *, output_dir: str | Path | None = None, run_name: str | None = None,
+             name_hint: str | None = None, base_dir: str | Path | None = None) -> Path:
+    """The directory :meth:`Run.open` uses for these settings (without creating anything)."""
+    if output_dir is not None:
+        return Path(output_dir)
+    return runs_dir(base_dir) / slug(command.replace(" ", "-")) / slug(run_name or name_hint or "default")
+
+
 def slug(text: str, max_len: int = 80) -> str:
+    """A file-name-safe form of ``text`` (letters, digits, ``.``, ``_``, ``-``)."""
     s = re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-._")
     return s[:max_len] or "run"
 
@@ -165,6 +292,9 @@ class Run:
         self._since_sync = 0
         self.repaired_bytes = 0
         self.resumed = False
+        self._expected: set[str] | None = None
+        self._finished = False
+        self._old_sigterm: Any = None
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -187,11 +317,7 @@ class Run:
         prompt ...). Resuming a directory whose identity differs is an error, so
         results of two set-ups never mix; ``fresh=True`` starts over instead.
         """
-        if output_dir is not None:
-            path = Path(output_dir)
-        else:
-            base = Path(base_dir or os.environ.get("PREFKIT_RUNS_DIR", "runs"))
-            path = base / slug(command.replace(" ", "-")) / slug(run_name or name_hint or "default")
+        path = run_path(command, output_dir=output_dir, run_name=run_name, name_hint=name_hint, base_dir=base_dir)
         identity_j = _jsonable(redact(identity or {}))
         manifest_path = path / "manifest.json"
         if fresh and path.exists():
@@ -242,6 +368,16 @@ class Run:
             run._done.add(_key_of(row))
         run.save_manifest()
         return run
+
+    @classmethod
+    def existing(cls, command: str, *, output_dir: str | Path | None = None, run_name: str | None = None,
+                 name_hint: str | None = None, fresh: bool = False,
+                 base_dir: str | Path | None = None) -> "Run | None":
+        """The run :meth:`open` would resume, read-only, or None (for ``--dry-run``: creates nothing)."""
+        path = run_path(command, output_dir=output_dir, run_name=run_name, name_hint=name_hint, base_dir=base_dir)
+        if fresh or not (path / "manifest.json").exists():
+            return None
+        return cls.load(path)
 
     @classmethod
     def load(cls, path: str | Path) -> "Run":
@@ -366,14 +502,62 @@ class Run:
         self.manifest.update(_jsonable(redact(fields)))
         self.save_manifest()
 
-    def finish(self, status: str = "completed", **summary: Any) -> None:
+    def expect(self, keys: Iterable[Any]) -> None:
+        """Declare the keys this run should end with: any missing at the end makes it ``incomplete``."""
+        self._expected = {str(k) for k in keys}
+
+    def missing(self) -> list[str]:
+        """Expected keys (see :meth:`expect`) without a successful result."""
+        return sorted(self._expected - self._done) if self._expected is not None else []
+
+    @property
+    def status(self) -> str:
+        return str(self.manifest.get("status") or RUNNING)
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def outcome(self) -> str:
+        """What a clean finish would record now: ``done`` or ``incomplete``."""
+        return INCOMPLETE if self.failures() or self.missing() else DONE
+
+    def finish(self, status: str | None = None, **summary: Any) -> None:
+        """Close the files and record the final status (default: :meth:`outcome`) and counts.
+
+        Inside ``with Run.open(...) as run`` this happens on its own; call it to record a summary or a
+        status of your own (``DRY_RUN``). Finishing twice keeps the last status.
+        """
         self.close()
+        status = normalize_status(status) if status is not None else self.outcome()
         self.manifest["status"] = status
         self.manifest["ended_at"] = _now()
         self.manifest["counts"] = {"results": len(self._done), "failed": len(self.failures())}
+        if self._expected is not None:
+            self.manifest["counts"]["missing"] = len(self.missing())
         if summary:
             self.manifest.setdefault("summary", {}).update(_jsonable(summary))
         self.save_manifest()
+        self._finished = True
+
+    def failure_summary(self, limit: int = 5) -> str:
+        """One line: which items failed (first ``limit`` keys), where they are recorded, how to resume."""
+        status = self.status
+        if status == INTERRUPTED:
+            return f"interrupted: {self.path} keeps the results written so far; re-run the same command to resume"
+        failed = [f["key"] for f in self.failures()]
+        missing = [k for k in self.missing() if k not in set(failed)]
+        parts = []
+        if failed:
+            shown = ", ".join(failed[:limit]) + (f" and {len(failed) - limit} more" if len(failed) > limit else "")
+            parts.append(f"{len(failed)} items failed after retries ({shown}; errors in {self.failures_path})")
+        if missing:
+            parts.append(f"{len(missing)} items have no result")
+        if status == FAILED and not parts:
+            err = (self.manifest.get("summary") or {}).get("error")
+            parts.append("the run failed" + (f" ({err})" if err else ""))
+        what = "; ".join(parts) or f"the run ended as {status!r}"
+        return f"{what}; re-run the same command to retry them (finished items are kept: {self.path})"
 
     def close(self) -> None:
         with self._lock:
@@ -385,23 +569,54 @@ class Run:
             self._results_fh = self._failures_fh = None
 
     def __enter__(self) -> "Run":
+        self._install_sigterm()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        self._restore_sigterm()
         if exc_type is None:
-            self.finish("completed")
-        elif exc_type is KeyboardInterrupt:
-            self.finish("interrupted")
+            if not self._finished:
+                self.finish()
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.finish(INTERRUPTED)
         else:
-            self.finish("failed", error=f"{exc_type.__name__}: {exc}")
+            self.finish(FAILED, error=f"{exc_type.__name__}: {exc}")
+
+    def _install_sigterm(self) -> None:
+        """Inside the ``with`` block SIGTERM ends the run like Ctrl-C (status ``interrupted``, files flushed)."""
+        import signal
+
+        if threading.current_thread() is not threading.main_thread():
+            return
+        try:
+            current = signal.getsignal(signal.SIGTERM)
+            if current in (signal.SIG_DFL, None):
+                self._old_sigterm = current
+                signal.signal(signal.SIGTERM, _raise_interrupt)
+        except (ValueError, OSError):  # pragma: no cover - unsupported platform
+            pass
+
+    def _restore_sigterm(self) -> None:
+        import signal
+
+        if self._old_sigterm is not None:
+            try:
+                signal.signal(signal.SIGTERM, self._old_sigterm)
+            except (ValueError, OSError):  # pragma: no cover
+                pass
+            self._old_sigterm = None
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, done={len(self._done)})"
 
 
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def list_runs(base_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """Every run under the runs directory (manifest summaries)."""
-    base = Path(base_dir or os.environ.get("PREFKIT_RUNS_DIR", "runs"))
+    base = runs_dir(base_dir)
     out = []
     if not base.exists():
         return out

@@ -33,7 +33,7 @@ def test_append_resume_no_duplicates(tmp_path):
     assert [r["row_id"] for r in rows] == ["1", "2", "3"]
     assert again.failures() == []  # resolved
     m = json.loads((tmp_path / "r" / "manifest.json").read_text())
-    assert m["status"] == "completed" and m["counts"] == {"results": 3, "failed": 0} and len(m["resumes"]) == 1
+    assert m["status"] == "done" and m["counts"] == {"results": 3, "failed": 0} and len(m["resumes"]) == 1
 
 
 def test_custom_keys(tmp_path):
@@ -183,3 +183,93 @@ def register_commands(app):
     assert "interrupted" in err and "resume" in err
     m = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert m["status"] == "interrupted" and m["counts"]["results"] >= 1
+
+
+# ---------------------------------------------------------------------- the one lifecycle
+def test_lifecycle_statuses_and_exit_codes(tmp_path):
+    import prefkit
+
+    with prefkit.Run.open("job", output_dir=tmp_path / "ok") as run:
+        run.expect(["1", "2"])
+        run.append({"row_id": "1"})
+        run.append({"row_id": "2"})
+    assert run.status == prefkit.RunStatus.DONE and prefkit.exit_code(run) == 0
+    assert Run.load(tmp_path / "ok").manifest["counts"] == {"results": 2, "failed": 0, "missing": 0}
+
+    with prefkit.Run.open("job", output_dir=tmp_path / "some-failed") as run:
+        run.append({"row_id": "1"})
+        run.record_failure("2", "HTTP 500 after 3 retries")
+    assert run.status == "incomplete" and prefkit.exit_code(tmp_path / "some-failed") == 1
+    assert "1 items failed after retries (2;" in run.failure_summary() and "re-run" in run.failure_summary()
+
+    with prefkit.Run.open("job", output_dir=tmp_path / "missing") as run:
+        run.expect(["1", "2", "3"])
+        run.append({"row_id": "1"})
+    assert run.status == "incomplete" and "2 items have no result" in run.failure_summary()
+
+    with pytest.raises(ValueError):  # a real failure is "failed", never "interrupted"
+        with prefkit.Run.open("job", output_dir=tmp_path / "boom") as run:
+            raise ValueError("bad row")
+    m = Run.load(tmp_path / "boom").manifest
+    assert m["status"] == "failed" and "ValueError: bad row" in m["summary"]["error"]
+    assert prefkit.exit_code(m["status"]) == prefkit.ExitCode.ITEMS_FAILED
+
+    with pytest.raises(KeyboardInterrupt):
+        with prefkit.Run.open("job", output_dir=tmp_path / "ctrl-c") as run:
+            raise KeyboardInterrupt
+    assert run.status == "interrupted" and prefkit.exit_code(run) == 130
+
+    with prefkit.Run.open("job", output_dir=tmp_path / "dry") as run:
+        run.finish(prefkit.RunStatus.DRY_RUN)
+    assert run.status == "dry-run" and prefkit.exit_code(run) == 0
+    assert set(prefkit.STATUSES) == {"running", "done", "incomplete", "failed", "interrupted", "dry-run"}
+
+
+def test_old_status_names_map_onto_the_one_set(tmp_path):
+    run = Run.open("job", output_dir=tmp_path / "r")
+    run.finish("completed")
+    assert run.status == "done"
+    with pytest.raises(ValueError):
+        run.finish("finished-ish")
+
+
+def test_existing_creates_nothing_and_run_path_matches_open(tmp_path, monkeypatch):
+    import prefkit
+    from prefkit.runs import run_path
+
+    monkeypatch.setenv("PREFKIT_RUNS_DIR", str(tmp_path / "base"))
+    assert prefkit.runs_dir() == tmp_path / "base"
+    assert Run.existing("judge pairwise", name_hint="a-vs-b") is None
+    assert not (tmp_path / "base").exists()
+    with Run.open("judge pairwise", name_hint="a-vs-b") as run:
+        pass
+    assert run.path == run_path("judge pairwise", name_hint="a-vs-b") == tmp_path / "base" / "judge-pairwise" / "a-vs-b"
+    assert Run.existing("judge pairwise", name_hint="a-vs-b").path == run.path
+    assert Run.existing("judge pairwise", name_hint="a-vs-b", fresh=True) is None
+
+
+def test_command_exit_prints_which_items_failed_and_exits_1(prefkit_cli, tmp_path):
+    import prefkit
+    from prefkit.testing import registered_plugin
+
+    class Plugin:
+        @prefkit.hookimpl
+        def register_commands(self, app):
+            @app.command("flaky")
+            def flaky():
+                with prefkit.Run.open("flaky", output_dir=tmp_path / "flaky") as run:
+                    run.append({"row_id": "a"})
+                    run.record_failure("b", "timeout")
+                prefkit.command_exit(run)
+
+            @app.command("fine")
+            def fine():
+                with prefkit.Run.open("fine", output_dir=tmp_path / "fine") as run:
+                    run.append({"row_id": "a"})
+                prefkit.command_exit(run)
+
+    with registered_plugin(Plugin(), "flaky-plugin"):
+        res = prefkit_cli("flaky")
+        assert res.exit_code == 1
+        assert "Error:" in res.stderr and "(b;" in res.stderr and "re-run the same command" in res.stderr
+        assert prefkit_cli("fine").exit_code == 0
