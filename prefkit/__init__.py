@@ -10,12 +10,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .hookspecs import hookimpl
-
 __version__ = "0.1.0"
 
 # public name -> module that defines it
 _LAZY = {
+    # plugin hooks
+    "hookimpl": "prefkit.hookspecs",
+    "hookspec": "prefkit.hookspecs",
     # errors
     "PrefkitError": "prefkit.errors",
     "UsageError": "prefkit.errors",
@@ -89,4 +90,4 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
 
 
-__all__ = ["hookimpl", "__version__", *_LAZY]
+__all__ = ["__version__", *_LAZY]

@@ -2,7 +2,11 @@
 
 Commands of the core layers (generate, train, judge ...) and of plugins arrive
 through the ``register_commands`` hook, so the core and third parties extend the
-CLI the same way. Nothing heavy is imported here: ``prefkit --help`` stays fast.
+CLI the same way. The root group is lazy: start-up reads a cached index of command
+names and one-line help (``prefkit._cli_index``), and a command's plugin, module and
+options are imported only when that command runs or its own ``--help`` is asked.
+Nothing heavy is imported here: ``prefkit --help`` stays fast however many plugins
+are installed.
 """
 
 from __future__ import annotations
@@ -11,19 +15,57 @@ import os
 import sys
 from typing import Optional
 
-from ._startup import defer_rich_markdown
+from ._startup import defer_rich_markdown, defer_typer_pydantic
 
 defer_rich_markdown()  # before typer is imported: it imports rich.markdown at import time
 
 import typer  # noqa: E402
+from typer.core import TyperGroup  # noqa: E402
+
+defer_typer_pydantic()
 
 from . import __version__
 from .errors import PrefkitError
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
+
+class _LazyCommand(typer.core.TyperCommand):
+    """A command known from the index only: its name and one-line help, for the root ``--help``."""
+
+    def __init__(self, name: str, entry: dict):
+        super().__init__(name=name, help=entry.get("help") or "", hidden=bool(entry.get("hidden")),
+                         rich_help_panel=entry.get("panel"))
+        self.plugin = entry["plugin"]
+
+
+class LazyGroup(TyperGroup):
+    """The root group: commands from the index are stand-ins until one is resolved (run or ``--help``)."""
+
+    index: dict | None = None
+
+    def resolve_command(self, ctx, args):
+        if args:
+            self.materialize(args[0])
+        return super().resolve_command(ctx, args)
+
+    def materialize(self, name: str):
+        """The real command ``name`` (importing its plugin and calling its ``register_commands``)."""
+        cmd = self.commands.get(name)
+        if isinstance(cmd, _LazyCommand):
+            from . import _cli_index
+
+            for cname, real in _cli_index.load_commands(self.index, cmd.plugin).items():
+                if isinstance(self.commands.get(cname), _LazyCommand) or cname not in self.commands:
+                    self.commands[cname] = real
+            if isinstance(self.commands.get(name), _LazyCommand):  # the plugin no longer registers it
+                del self.commands[name]
+        return self.commands.get(name)
+
+
 app = typer.Typer(
     name="prefkit",
+    cls=LazyGroup,
     help="Personalized preference alignment of LLMs: infer who prefers what, generate personalized "
     "preference data, train models that adapt, judge them.",
     no_args_is_help=True,
@@ -44,8 +86,8 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
-                                           help="Show the version and exit."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Show the version and exit."),  # a plain bool: typer skips its pydantic coercion
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors (or set PREFKIT_DEBUG=1)."),
 ) -> None:
     if debug:
@@ -59,9 +101,10 @@ def plugins_cmd(
 ) -> None:
     """List installed plugins: name, version, hooks, what each registered."""
     from .console import print_json, print_table
-    from .plugins import get_plugins
 
-    data = get_plugins(all=all)
+    data = _plugins_listing()
+    if not all:
+        data = [p for p in data if p.get("source") != "default"]
     if json_:
         print_json(data)
         return
@@ -154,10 +197,82 @@ def runs_show(
         pj(data["metrics"])
 
 
+@app.command("judges")
+def judges_cmd(json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List judges (built-in and from plugins); each one is a `prefkit judge NAME` command."""
+
+    def describe(j):
+        meta = {}
+        from .plugins import registry
+
+        for e in registry("judges").entries():
+            if e.obj is j:
+                meta = e.meta
+        return {"kind": meta.get("kind") or getattr(j, "kind", None),
+                "command": f"prefkit judge {getattr(j, 'name', '')}" if judge_command_of(j, meta) else None,
+                "description": getattr(j, "description", "") or (type(j).__doc__ or "").strip().split("\n")[0]}
+
+    _list_registry("judges", json_, describe, ["name", "plugin", "aliases", "kind", "command", "description"])
+
+
+def judge_command_of(judge, meta: dict):
+    """The CLI command a registered judge brings: ``register(judge, command=fn)`` or a ``command`` attribute
+    (a function, or ``"module:function"`` imported when the command is built)."""
+    cmd = meta.get("command") or getattr(judge, "command", None)
+    if isinstance(cmd, str):
+        import importlib
+
+        module, _, attr = cmd.partition(":")
+        cmd = getattr(importlib.import_module(module), attr)
+    return cmd
+
+
+_index_data: dict | None = None  # the command index this process started from (None: built live)
+
+
+def _plugins_listing() -> list[dict]:
+    """``get_plugins(all=True)``, from the command index when it is current (rebuilt on a miss)."""
+    from . import _cli_index
+
+    if _index_data is not None and "plugins" in _index_data:
+        return _index_data["plugins"]
+    from .plugins import get_plugins
+
+    data = get_plugins(all=True)
+    if _index_data is not None or _cli_index.read() is not None:
+        _cli_index.update("plugins", data)
+    return data
+
+
+def build_cli():
+    """The root click group: the core's own commands plus every plugin's (lazily, from the index)."""
+    global _index_data
+    import typer.main
+
+    from . import _cli_index
+
+    group = typer.main.get_group(app)
+    data = _cli_index.read()
+    if data is None:
+        data, commands = _cli_index.build()
+        _cli_index.write(data)
+        group.commands.update(commands)
+        _index_data = data if _cli_index.read() is not None else None
+    else:
+        for name, entry in data["commands"].items():
+            group.commands[name] = _LazyCommand(name, entry)
+        for message in data.get("warnings") or []:
+            print(f"prefkit: warning: {message}", file=sys.stderr)
+        _index_data = data
+    group.index = data
+    return group
+
+
 _commands_registered = False
 
 
 def _register_plugin_commands() -> None:
+    """Register every plugin's commands on ``app`` itself (the eager form; ``main`` uses :func:`build_cli`)."""
     global _commands_registered
     if _commands_registered:
         return
@@ -204,8 +319,7 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["PREFKIT_DEBUG"] = "1"
     debug = os.environ.get("PREFKIT_DEBUG", "") not in ("", "0")
     try:
-        _register_plugin_commands()
-        rv = app(args=args, prog_name="prefkit", standalone_mode=False)
+        rv = build_cli().main(args=args, prog_name="prefkit", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
         if _interrupted:  # typer turns KeyboardInterrupt into a silent exit code 130
             from .console import error_line

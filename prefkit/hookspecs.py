@@ -12,6 +12,10 @@ register many items (the simonw/llm pattern)::
 
 The callback records which plugin registered what; two plugins registering the
 same name is an error that names both.
+
+A plugin can add hooks of its own (``add_hookspecs``, like pytest's
+``pytest_addhooks``): the persona plugin adds ``register_persona_strategies``
+that way, so the core names no method's hooks.
 """
 
 from __future__ import annotations
@@ -33,11 +37,6 @@ def register_backends(register):
 
 
 @hookspec
-def register_persona_strategies(register):
-    """Register persona-inference strategies (objects with a ``name``)."""
-
-
-@hookspec
 def register_trainers(register):
     """Register trainers (objects with a ``name`` and a ``train`` method)."""
 
@@ -55,3 +54,14 @@ def register_commands(app):
 @hookspec
 def register_rubrics(register):
     """Register judging rubrics (:class:`prefkit.Rubric` instances)."""
+
+
+@hookspec
+def add_hookspecs(register):
+    """Add hook specs of your own, for other plugins to implement (like pytest's ``pytest_addhooks``).
+
+    ``register(namespace, registries={"register_things": "things"})``: ``namespace`` is a module or
+    class whose functions are marked with ``@prefkit.hookspec``; ``registries`` names the hooks among
+    them that take a ``register`` callback and fill a registry (``prefkit.registry("things")``, listed
+    by ``prefkit plugins``). Runs once per plugin, before any registry is built.
+    """

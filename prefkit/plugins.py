@@ -9,6 +9,10 @@ Plugins come from three places:
   entry-point or distribution names (empty string: load none).
 * plugin objects registered at run time (``prefkit.testing.register_plugin``).
 
+A plugin may add hook specs of its own (``add_hookspecs``, like pytest's
+``pytest_addhooks``), including ``register_*`` hooks that fill a registry of a
+new kind; the core names no method's hooks.
+
 A plugin that fails to import, or raises inside a hook, costs one warning line
 on stderr naming it; everything else keeps working.
 """
@@ -19,6 +23,7 @@ import os
 import sys
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable
 
 import pluggy
@@ -33,15 +38,16 @@ DEFAULT_PLUGINS = (
     "prefkit.default_plugins.judges",
 )
 
-# hook name -> registry kind
+# hook name -> registry kind (the core's own; plugins add theirs through ``add_hookspecs``)
 REGISTER_HOOKS = {
     "register_datasets": "datasets",
     "register_backends": "backends",
-    "register_persona_strategies": "persona_strategies",
     "register_trainers": "trainers",
     "register_judges": "judges",
     "register_rubrics": "rubrics",
 }
+_plugin_register_hooks: dict[str, str] = {}  # added by plugins: hook name -> kind
+_hookspecs_added: set[str] = set()  # plugins whose add_hookspecs already ran
 
 pm = pluggy.PluginManager("prefkit")
 pm.add_hookspecs(hookspecs)
@@ -53,11 +59,18 @@ _registries: dict[str, "Registry"] | None = None
 _warned: set[str] = set()
 
 
+_load_warnings: list[str] = []  # plugins that failed to import (the CLI's cached index repeats them)
+
+
 def _warn(message: str) -> None:
     if message in _warned:
         return
     _warned.add(message)
     print(f"prefkit: warning: {message}", file=sys.stderr)
+
+
+def load_warnings() -> list[str]:
+    return list(_load_warnings)
 
 
 def _trace(message: str) -> None:
@@ -89,7 +102,7 @@ def load_plugins() -> None:
                 continue
             if not pm.is_registered(mod):
                 pm.register(mod, name=modname)
-                _plugin_meta[modname] = {"version": None, "dist": "prefkit", "source": "default"}
+                _plugin_meta[modname] = {"version": None, "dist": "prefkit", "source": "default", "module": modname}
 
         allow = _allowlist()
         from importlib.metadata import entry_points
@@ -108,19 +121,120 @@ def load_plugins() -> None:
                 continue
             if pm.has_plugin(ep.name):
                 continue
-            try:
-                _trace(f"loading plugin {ep.name} from {ep.value}")
-                mod = ep.load()
-                pm.register(mod, name=ep.name)
-                _plugin_meta[ep.name] = {"version": version, "dist": dist_name, "source": "entry-point"}
-            except Exception as exc:
-                _plugin_meta[ep.name] = {
-                    "version": version,
-                    "dist": dist_name,
-                    "source": "entry-point",
-                    "error": f"{type(exc).__name__}: {exc}",
-                }
-                _warn(f"plugin {ep.name!r} failed to load and was skipped: {type(exc).__name__}: {exc}")
+            _load_entry_point(ep.name, ep.value, version, dist_name, _ep_file(ep))
+        _add_plugin_hookspecs()
+
+
+def _ep_file(ep) -> str | None:
+    path = getattr(ep.dist, "_path", None) if ep.dist is not None else None
+    return str(Path(path) / "entry_points.txt") if path is not None else None
+
+
+def _load_entry_point(name: str, value: str, version: str | None, dist_name: str | None,
+                      ep_file: str | None) -> None:
+    from importlib.metadata import EntryPoint
+
+    meta = {"version": version, "dist": dist_name, "source": "entry-point", "value": value, "ep_file": ep_file}
+    try:
+        _trace(f"loading plugin {name} from {value}")
+        mod = EntryPoint(name=name, value=value, group="prefkit").load()
+        pm.register(mod, name=name)
+        _plugin_meta[name] = meta
+    except Exception as exc:
+        _plugin_meta[name] = {**meta, "error": f"{type(exc).__name__}: {exc}"}
+        message = f"plugin {name!r} failed to load and was skipped: {type(exc).__name__}: {exc}"
+        _load_warnings.append(message)
+        _warn(message)
+
+
+def _add_plugin_hookspecs() -> None:
+    """Run every plugin's ``add_hookspecs`` once (plugins registered later get theirs run when they are)."""
+    hook = pm.hook.add_hookspecs
+    for impl in reversed(hook.get_hookimpls()):
+        if impl.plugin_name in _hookspecs_added:
+            continue
+        _hookspecs_added.add(impl.plugin_name)
+
+        def register(namespace: Any, registries: dict[str, str] | None = None, _plugin=impl.plugin_name) -> None:
+            pm.add_hookspecs(namespace)
+            for hook_name, kind in (registries or {}).items():
+                taken = REGISTER_HOOKS.get(hook_name) or _plugin_register_hooks.get(hook_name)
+                if taken not in (None, kind) or hook_name in REGISTER_HOOKS:
+                    raise PluginError(f"plugin {_plugin!r} adds the hook {hook_name!r}, which already fills "
+                                      f"the {taken!r} registry")
+                _plugin_register_hooks[hook_name] = kind
+            _reset_registries()
+
+        _call_impl("add_hookspecs", impl, register)
+
+
+def register_hooks() -> dict[str, str]:
+    """Every ``register_*`` hook (the core's and those plugins added) -> the registry kind it fills."""
+    load_plugins()
+    return {**REGISTER_HOOKS, **_plugin_register_hooks}
+
+
+# ---------------------------------------------------------------------- one plugin at a time (the lazy CLI)
+def plugins_with_hook(hook_name: str) -> list[str]:
+    """Names of the loaded plugins implementing ``hook_name``, in registration order."""
+    load_plugins()
+    return [impl.plugin_name for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls())]
+
+
+def call_one(hook_name: str, plugin_name: str, **kwargs) -> bool:
+    """Call one plugin's implementation of a hook (failures isolated as in :func:`call_each`)."""
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        if impl.plugin_name == plugin_name:
+            return _call_impl(hook_name, impl, *[kwargs[a] for a in impl.argnames])[0]
+    return False
+
+
+def loader_spec(name: str) -> dict[str, Any] | None:
+    """How to load plugin ``name`` again in another process without loading the others (None: cannot)."""
+    meta = _plugin_meta.get(name) or {}
+    if meta.get("source") == "default":
+        return {"source": "default", "module": meta["module"]}
+    if meta.get("source") == "entry-point" and "error" not in meta:
+        return {k: meta.get(k) for k in ("source", "value", "version", "dist", "ep_file")}
+    return None
+
+
+def load_one(name: str, spec: dict[str, Any] | None) -> None:
+    """Load just plugin ``name`` (from :func:`loader_spec`); without a spec, load them all."""
+    with _lock:
+        if pm.has_plugin(name):
+            return
+        if spec is None or (spec["source"] == "entry-point" and not _allowed(name, spec.get("dist"))):
+            load_plugins()
+            return
+        if spec["source"] == "default":
+            import importlib
+
+            mod = importlib.import_module(spec["module"])
+            if not pm.is_registered(mod):
+                pm.register(mod, name=name)
+                _plugin_meta[name] = {"version": None, "dist": "prefkit", "source": "default", "module": name}
+        else:
+            _load_entry_point(name, spec["value"], spec.get("version"), spec.get("dist"), spec.get("ep_file"))
+        _add_plugin_hookspecs()
+
+
+def _allowed(name: str, dist: str | None) -> bool:
+    allow = _allowlist()
+    return allow is None or name in allow or (dist or "") in allow
+
+
+def plugin_roots() -> list[str]:
+    """Source locations of the loaded entry-point plugins (package dirs, entry_points.txt files)."""
+    from ._cli_index import _package_root
+
+    out = []
+    for meta in _plugin_meta.values():
+        if meta.get("source") != "entry-point":
+            continue
+        root = _package_root(meta["value"].split(":", 1)[0])
+        out += [p for p in (root, meta.get("ep_file")) if p]
+    return out
 
 
 def register_plugin(obj: Any, name: str, *, version: str | None = None) -> None:
@@ -129,6 +243,7 @@ def register_plugin(obj: Any, name: str, *, version: str | None = None) -> None:
     with _lock:
         pm.register(obj, name=name)
         _plugin_meta[name] = {"version": version, "dist": None, "source": "runtime"}
+        _add_plugin_hookspecs()
         _reset_registries()
 
 
@@ -138,6 +253,7 @@ def unregister_plugin(name: str) -> None:
         if plugin is not None:
             pm.unregister(plugin)
         _plugin_meta.pop(name, None)
+        _hookspecs_added.discard(name)
         _reset_registries()
 
 
@@ -190,7 +306,8 @@ class Registry:
 
     def __init__(self, kind: str):
         self.kind = kind
-        self.label = "persona strategy" if kind == "persona_strategies" else kind[:-1].replace("_", " ")
+        label = kind.replace("_", " ")
+        self.label = label[:-3] + "y" if label.endswith("ies") else label[:-1] if label.endswith("s") else label
         self._items: dict[str, Entry] = {}
         self._aliases: dict[str, str] = {}
 
@@ -236,9 +353,9 @@ def registries() -> dict[str, Registry]:
     with _lock:
         if _registries is not None:
             return _registries
-        regs = {kind: Registry(kind) for kind in REGISTER_HOOKS.values()}
-        load_plugins()
-        for hook_name, kind in REGISTER_HOOKS.items():
+        hooks = register_hooks()
+        regs = {kind: Registry(kind) for kind in hooks.values()}
+        for hook_name, kind in hooks.items():
             hook = getattr(pm.hook, hook_name)
             for impl in reversed(hook.get_hookimpls()):
                 plugin = impl.plugin_name
@@ -253,7 +370,11 @@ def registries() -> dict[str, Registry]:
 
 
 def registry(kind: str) -> Registry:
-    return registries()[kind]
+    regs = registries()
+    if kind not in regs:
+        raise PluginError(f"no {kind!r} registry: no loaded plugin adds a hook that fills it "
+                          f"(registries: {', '.join(sorted(regs))})")
+    return regs[kind]
 
 
 def get_plugins(all: bool = False) -> list[dict[str, Any]]:
@@ -299,6 +420,9 @@ def _reset_for_tests() -> None:
             pm.unregister(plugin)
         _plugin_meta.clear()
         _warned.clear()
+        _load_warnings.clear()
+        _hookspecs_added.clear()
+        _plugin_register_hooks.clear()
         _loaded = False
         _reset_registries()
 

@@ -3,6 +3,20 @@
 import prefkit
 
 
+class PersonaHookspecs:
+    """Hooks the persona plugin adds for other plugins (``add_hookspecs``)."""
+
+    @staticmethod
+    @prefkit.hookspec
+    def register_persona_strategies(register):
+        """Register persona-inference strategies (objects with a ``name``; see docs/persona.md)."""
+
+
+@prefkit.hookimpl
+def add_hookspecs(register):
+    register(PersonaHookspecs, registries={"register_persona_strategies": "persona_strategies"})
+
+
 @prefkit.hookimpl
 def register_datasets(register):
     from .sources import inference_source, tailoring_source
