@@ -9,7 +9,8 @@ every plugin's commands the ordinary way (the ``register_commands(app)`` hook), 
 * prefkit's version, the Python executable, ``PREFKIT_LOAD_PLUGINS``;
 * the names of every ``*.dist-info`` / ``*.egg-info`` on ``sys.path`` (installing, upgrading or
   removing any distribution changes them) and the ``entry_points.txt`` of the plugin distributions;
-* the modification times of every source file of prefkit and of each plugin package.
+* the modification times of every source file of prefkit, of each plugin package, and of every
+  other module imported while the index was built that lives outside the interpreter's prefixes.
 
 Any difference is a miss: the index is rebuilt (and the commands of that run are the freshly built
 ones). On a hit, a command's plugin is imported and its ``register_commands`` hook called only when
@@ -105,6 +106,18 @@ def _package_root(module: str) -> str | None:
     return str(Path(origin).parent) if Path(origin).name == "__init__.py" else origin
 
 
+def _loaded_source_files() -> list[str]:
+    """Files of the modules imported so far that live outside the interpreter's prefixes: code being
+    developed in place (editable plugins, modules beside a plugin), whose edits change no version."""
+    prefixes = tuple({os.path.realpath(p) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
+    out = []
+    for mod in list(sys.modules.values()):
+        f = getattr(mod, "__file__", None)
+        if f and f.endswith(".py") and not os.path.realpath(f).startswith(prefixes):
+            out.append(f)
+    return sorted(out)
+
+
 # ---------------------------------------------------------------------- read / write
 def read() -> dict[str, Any] | None:
     """The stored index if it is still valid for this environment, else None."""
@@ -158,7 +171,8 @@ def build() -> tuple[dict[str, Any], dict[str, Any]]:
             entries[name] = {"help": _help_line(cmd), "hidden": bool(cmd.hidden), "plugin": plugin_name,
                              "panel": panel if isinstance(panel, str) else None}
     loaders = {name: plugins.loader_spec(name) for name in {e["plugin"] for e in entries.values()}}
-    roots = [r for r in dict.fromkeys([_package_root("prefkit"), *(plugins.plugin_roots())]) if r]
+    roots = [r for r in dict.fromkeys([_package_root("prefkit"), *plugins.plugin_roots(), *_loaded_source_files()])
+             if r]
     data = {"stamp": stamp(roots), "roots": roots, "commands": entries, "loaders": loaders,
             "warnings": plugins.load_warnings()}
     return data, commands

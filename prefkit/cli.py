@@ -117,8 +117,12 @@ def _list_registry(kind: str, json_: bool, describe, columns: list[str]) -> None
     from .console import print_json, print_table
     from .plugins import registry
 
+    import inspect
+
     entries = registry(kind).entries()
-    rows = [{"name": e.name, "plugin": e.plugin, "aliases": list(e.aliases), **describe(e.obj)} for e in entries]
+    takes_entry = len(inspect.signature(describe).parameters) > 1
+    rows = [{"name": e.name, "plugin": e.plugin, "aliases": list(e.aliases),
+             **(describe(e.obj, e) if takes_entry else describe(e.obj))} for e in entries]
     if json_:
         print_json(rows)
         return
@@ -199,26 +203,23 @@ def runs_show(
 
 @app.command("judges")
 def judges_cmd(json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """List judges (built-in and from plugins); each one is a `prefkit judge NAME` command."""
+    """List judges (built-in and from plugins); each one with a command is `prefkit judge NAME`."""
 
-    def describe(j):
-        meta = {}
-        from .plugins import registry
-
-        for e in registry("judges").entries():
-            if e.obj is j:
-                meta = e.meta
-        return {"kind": meta.get("kind") or getattr(j, "kind", None),
-                "command": f"prefkit judge {getattr(j, 'name', '')}" if judge_command_of(j, meta) else None,
+    def describe(j, entry):
+        return {"kind": entry.meta.get("kind") or getattr(j, "kind", None),
+                "command": f"prefkit judge {entry.name}" if judge_command_of(entry) else None,
                 "description": getattr(j, "description", "") or (type(j).__doc__ or "").strip().split("\n")[0]}
 
     _list_registry("judges", json_, describe, ["name", "plugin", "aliases", "kind", "command", "description"])
 
 
-def judge_command_of(judge, meta: dict):
-    """The CLI command a registered judge brings: ``register(judge, command=fn)`` or a ``command`` attribute
-    (a function, or ``"module:function"`` imported when the command is built)."""
-    cmd = meta.get("command") or getattr(judge, "command", None)
+def judge_command_of(entry):
+    """The CLI command a registered judge brings (None: the judge is for the Python API only).
+
+    ``register(judge, command=fn)``, or a ``command`` attribute on the judge: a Typer command function,
+    or ``"module:function"`` (imported only when ``prefkit judge`` is built).
+    """
+    cmd = entry.meta.get("command") or getattr(entry.obj, "command", None)
     if isinstance(cmd, str):
         import importlib
 
