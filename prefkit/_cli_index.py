@@ -50,12 +50,13 @@ def runtime_plugins_present() -> bool:
 # ---------------------------------------------------------------------- the stamp
 def _dist_names() -> str:
     h = hashlib.sha1()
-    for entry in sys.path:
+    for entry in dict.fromkeys(os.path.abspath(e or ".") for e in sys.path):
         try:
-            names = sorted(n for n in os.listdir(entry or ".") if n.endswith((".dist-info", ".egg-info")))
+            names = sorted(n for n in os.listdir(entry) if n.endswith((".dist-info", ".egg-info")))
         except OSError:
             continue
-        h.update(f"{entry}\0{'/'.join(names)}\n".encode())
+        if names:  # entries without distributions (the script's directory, the cwd) don't matter
+            h.update(f"{entry}\0{'/'.join(names)}\n".encode())
     return h.hexdigest()
 
 
