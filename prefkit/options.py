@@ -14,7 +14,9 @@ command receives one ready-made dataclass instance::
 
 Field metadata (``opt(...)``): ``help``, ``flag`` (override the flag name),
 ``short`` (e.g. ``-n``), ``hidden``, ``parser`` (convert the CLI string),
-``cli_type`` (the type typer sees, default: the field's type).
+``cli_type`` (the type typer sees, default: the field's type). A field without a
+default is a required option (declare the dataclass ``kw_only=True`` to put such
+fields after ones with defaults).
 """
 
 from __future__ import annotations
@@ -64,8 +66,10 @@ def _option_params(cls: type, prefix: str) -> tuple[inspect.Parameter, ...]:
     for f in dataclasses.fields(cls):
         if not f.metadata.get("cli", True):
             continue
-        default = f.default if f.default is not _MISSING else (
-            f.default_factory() if f.default_factory is not _MISSING else None)  # type: ignore[misc]
+        if f.default is _MISSING and f.default_factory is _MISSING:  # type: ignore[misc]
+            default = ...  # no default: a required option
+        else:
+            default = f.default if f.default is not _MISSING else f.default_factory()  # type: ignore[misc]
         if isinstance(default, (list, tuple, dict)):  # the dataclass default applies when the flag is absent
             default = None
         names = [_flag_for(f)]
@@ -136,6 +140,13 @@ def with_options(cls: type, param: str, prefix: str = "") -> Callable[[Callable]
         return wrapper
 
     return decorate
+
+
+def check_limit(value: int | None, flag: str = "--limit") -> int | None:
+    """The one ``--limit`` rule: None (no limit) or at least 1; 0 or a negative number is bad input."""
+    if value is not None and int(value) < 1:  # rows[:0] or rows[:-1] would silently drop data
+        raise UsageError(f"{flag} must be at least 1 (got {value})")
+    return None if value is None else int(value)
 
 
 def split_csv(value: str | list[str] | None) -> list[str]:

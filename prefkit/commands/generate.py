@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
 from prefkit.backends.options import BackendOptions
-from prefkit.options import RunOptions, with_options
+from prefkit.options import RunOptions, check_limit, opt, with_options
 
 
 def row_messages(value: Any, *, system: str | None = None, field: str = "prompt", row_id: str = "?") -> list[dict]:
@@ -62,38 +63,52 @@ def row_id_of(row: dict, index: int) -> str:
     return str(index)
 
 
-@with_options(RunOptions, "out")
-@with_options(BackendOptions, "llm")
-def generate_command(
-    input: Optional[str] = typer.Option(None, "--input", "-i", help="Input file (.jsonl/.json/.csv/.parquet) or save_to_disk directory."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Dataset spec: a registered name[:config], hf:ORG/NAME, or a path."),
-    field: str = typer.Option("prompt", "--field", help="Column holding the prompt (a string or a list of chat messages)."),
-    split: Optional[str] = typer.Option(None, "--split", help="Dataset split."),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Local dataset mirror (default: PREFKIT_DATA_DIR)."),
-    system: Optional[str] = typer.Option(None, "--system", help="System prompt added to every request."),
-    limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Only the first N rows."),
-    json_: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
-    *, llm: BackendOptions, out: RunOptions,
-) -> None:
-    """Generate one completion per input row with any backend; results go to a resumable run.
+@dataclass
+class GenerateConfig:
+    """What ``prefkit generate`` reads and how it builds each request (the command's own flags)."""
 
-    Each result line holds row_id, prompt, text, finish_reason, usage and model. Re-running the same command
-    resumes: finished rows are skipped (a finished run makes zero requests) and failed rows are retried.
-    """
+    input: Optional[str] = opt(None, short="-i", help="Input file (.jsonl/.json/.csv/.parquet) or save_to_disk directory.")
+    dataset: Optional[str] = opt(None, short="-d", help="Dataset spec: a registered name[:config], hf:ORG/NAME, or a path.")
+    field: str = opt("prompt", help="Column holding the prompt (a string or a list of chat messages).")
+    split: Optional[str] = opt(None, help="Dataset split.")
+    data_dir: Optional[str] = opt(None, help="Local dataset mirror (default: PREFKIT_DATA_DIR).")
+    system: Optional[str] = opt(None, help="System prompt added to every request.")
+    limit: Optional[int] = opt(None, short="-n", help="Only the first N rows.")
+
+
+@dataclass
+class GenerateResult:
+    """What a ``generate`` run did: the engine's summary (``requests``, ``completed``, ``failed``, ``sent``,
+    ``cost_usd`` ...), where the results are, and the run's status (``None`` for a dry run of a new run)."""
+
+    summary: dict[str, Any]
+    run_dir: Optional[str]
+    status: str
+    results_path: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.summary, "run_dir": self.run_dir, "status": self.status}
+
+
+def generate(cfg: GenerateConfig, llm: BackendOptions | None = None, out: RunOptions | None = None, *,
+             quiet: bool = False) -> GenerateResult:
+    """Generate one completion per input row into a resumable run (the library form of ``prefkit generate``)."""
     from prefkit.backends import ChatRequest, run_requests
-    from prefkit.console import info, print_json
+    from prefkit.console import info
     from prefkit.errors import UsageError
-    from prefkit.runs import Run, slug
+    from prefkit.runs import DRY_RUN, Run
 
-    if limit is not None and limit < 1:
-        raise UsageError("--limit must be at least 1")
-    rows, source = load_input_rows(input, dataset, split, data_dir)
-    if limit is not None:
-        rows = rows[:limit]
+    llm = llm or BackendOptions()
+    out = out or RunOptions()
+    check_limit(cfg.limit)
+    rows, source = load_input_rows(cfg.input, cfg.dataset, cfg.split, cfg.data_dir)
+    if cfg.limit is not None:
+        rows = rows[:cfg.limit]
     if not rows:
         raise UsageError(f"{source} has no rows")
-    if field not in rows[0]:
-        raise UsageError(f"{source} has no column {field!r} (columns: {', '.join(map(str, rows[0].keys()))}); pick one with --field")
+    if cfg.field not in rows[0]:
+        raise UsageError(f"{source} has no column {cfg.field!r} (columns: {', '.join(map(str, rows[0].keys()))}); "
+                         "pick one with --field")
 
     requests, prompts, seen = [], {}, set()
     for i, row in enumerate(rows):
@@ -101,40 +116,57 @@ def generate_command(
         if rid in seen:
             raise UsageError(f"{source}: row id {rid!r} appears twice; row ids must be unique")
         seen.add(rid)
-        prompts[rid] = row.get(field)
-        requests.append(ChatRequest(key=rid, messages=row_messages(row.get(field), system=system, field=field, row_id=rid)))
+        prompts[rid] = row.get(cfg.field)
+        requests.append(ChatRequest(key=rid, messages=row_messages(row.get(cfg.field), system=cfg.system,
+                                                                   field=cfg.field, row_id=rid)))
 
-    identity = {"source": source, "split": split, "field": field, "system": system, **llm.identity()}
-    config = {"input": input, "dataset": dataset, "field": field, "split": split, "system": system, "limit": limit,
-              "llm": llm.to_dict()}
-    hint = "-".join(str(x) for x in (Path(source).stem if input else source, split, llm.backend,
+    identity = {"source": source, "split": cfg.split, "field": cfg.field, "system": cfg.system, **llm.identity()}
+    config = {**asdict(cfg), "llm": llm.to_dict()}
+    hint = "-".join(str(x) for x in (Path(source).stem if cfg.input else source, cfg.split, llm.backend,
                                      Path(str(llm.model)).name if llm.model else None) if x)
+    where = dict(output_dir=out.output_dir, run_name=out.run_name, name_hint=hint, fresh=out.fresh)
 
     def on_result(c):
         return {"row_id": c.key, "prompt": prompts[c.key], "text": c.text, "finish_reason": c.finish_reason,
                 "usage": c.usage, "model": c.model}
 
-    if llm.dry_run:
-        # look at the run directory (if any) without creating or changing it
-        base = Path(out.output_dir) if out.output_dir else None
-        run = None
-        import os
+    if llm.dry_run:  # look at the run directory (if any) without creating or changing it
+        run = Run.existing("generate", **where)
+        summary = run_requests(requests, llm, run=run, on_result=on_result, description="generate", quiet=quiet)
+        return GenerateResult(summary, str(run.path) if run else None, DRY_RUN)
 
-        path = base or Path(os.environ.get("PREFKIT_RUNS_DIR", "runs")) / "generate" / slug(out.run_name or hint)
-        if (path / "manifest.json").exists() and not out.fresh:
-            run = Run.load(path)
-        summary = run_requests(requests, llm, run=run, on_result=on_result, description="generate", quiet=json_)
-        if json_:
-            print_json(summary)
-        return
-
-    with Run.open("generate", config=config, identity=identity, output_dir=out.output_dir, run_name=out.run_name,
-                  name_hint=hint, fresh=out.fresh) as run:
+    with Run.open("generate", config=config, identity=identity, **where) as run:
+        run.expect(prompts)
         if run.resumed:
             info(f"resuming {run.path}: {len(run.done_keys())} of {len(requests)} rows already done")
-        summary = run_requests(requests, llm, run=run, on_result=on_result, description="generate", quiet=json_)
-        summary["run_dir"] = str(run.path)
+        summary = run_requests(requests, llm, run=run, on_result=on_result, description="generate", quiet=quiet)
+    return GenerateResult(summary, str(run.path), run.status, str(run.results_path))
+
+
+def print_generate(result: GenerateResult, json_: bool = False) -> None:
+    from prefkit.console import info, print_json
+
     if json_:
-        print_json(summary)
-    else:
-        info(f"results: {run.results_path}")
+        print_json(result.to_dict())
+    elif result.results_path:
+        info(f"results: {result.results_path}")
+
+
+@with_options(RunOptions, "out")
+@with_options(BackendOptions, "llm")
+@with_options(GenerateConfig, "cfg")
+def generate_command(
+    json_: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    *, cfg: GenerateConfig, llm: BackendOptions, out: RunOptions,
+) -> None:
+    """Generate one completion per input row with any backend; results go to a resumable run.
+
+    Each result line holds row_id, prompt, text, finish_reason, usage and model. Re-running the same command
+    resumes: finished rows are skipped (a finished run makes zero requests) and failed rows are retried.
+    Exit code 0 when every row is done, 1 when some rows failed after retries (re-run to retry them).
+    """
+    from prefkit.runs import command_exit
+
+    result = generate(cfg, llm, out, quiet=json_)
+    print_generate(result, json_)
+    command_exit(result.status if result.run_dir is None else result.run_dir)

@@ -6,6 +6,7 @@ heavier parts, numpy and matplotlib load when a command runs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -13,7 +14,7 @@ import typer
 
 from prefkit.backends.options import BackendOptions
 from prefkit.judging.options import JudgeOptions
-from prefkit.options import RunOptions, with_options
+from prefkit.options import RunOptions, check_limit, opt, with_options
 
 _METRICS = ("win_rate", "win_rate_ties_half", "lc_win_rate")
 
@@ -158,49 +159,210 @@ def _auto_persona_field(persona_field: Optional[str], rubric, rows_have_labelled
     return None
 
 
+# --------------------------------------------------------------------------- configs and results
+_SOURCE_HELP = ("a prefkit run dir, results.jsonl, or a JSON/JSONL/CSV/Parquet file with prompt and response "
+                "fields")
+
+
+@dataclass(kw_only=True)
+class _JudgeInputs:
+    """Flags shared by ``judge pairwise`` and ``judge score``: which rows, which fields, which rubric."""
+
+    rubric: str = opt("quality", short="-r", help="quality, personalization, a plugin rubric, or a rubric file "
+                      "(.yaml/.json/.txt).")
+    key: str = opt("row_id", help="Field that matches/identifies rows (rows without it: their position in the "
+                   "file). Never matched by line position otherwise.")
+    persona_field: Optional[str] = opt(None, help="Field holding the persona (looked up in --context rows, then "
+                                       "the outputs; 'persona' also finds labelled 'Persona:' lines in prompts).")
+    reference_field: Optional[str] = opt(None, help="Field holding a reference answer.")
+    context: Optional[str] = opt(None, help="A dataset with extra per-row fields (persona, reference), matched by "
+                                 "the same key, e.g. the test split the outputs were generated from.")
+    context_split: Optional[str] = opt(None, help="Split of --context (e.g. test).")
+    split: Optional[str] = opt(None, help="Split, when the outputs are datasets with several splits.")
+    prompt_field: Optional[str] = opt(None, help="Prompt field (default: prompt, instruction, input, question, "
+                                      "query or messages).")
+    response_field: Optional[str] = opt(None, help="Response field (default: response, output, completion, "
+                                        "generation, text, answer or prediction).")
+    prompt_format: str = opt("auto", help="auto: split 'Prompt:/Persona:/Response:' labelled prompts into "
+                             "instruction and persona; raw: use the prompt as is.")
+    limit: Optional[int] = opt(None, short="-n", help="Only the first N rows.")
+    bootstrap: int = opt(1000, help="Bootstrap resamples for the 95% CIs (0: none).")
+    bootstrap_seed: int = opt(0, help="Seed of the bootstrap (--seed is the judge's sampling seed).")
+
+    def check(self) -> None:
+        from prefkit.errors import UsageError
+
+        check_limit(self.limit)
+        if self.bootstrap < 0:
+            raise UsageError(f"--bootstrap must be 0 or more (got {self.bootstrap})")
+
+
+@dataclass(kw_only=True)
+class PairwiseJudgeConfig(_JudgeInputs):
+    """``prefkit judge pairwise``: outputs B judged against outputs A."""
+
+    a: str = opt(flag="--a", help=f"Outputs A (the baseline): {_SOURCE_HELP}.")
+    b: str = opt(flag="--b", help="Outputs B (compared against A; win rates are of B over A).")
+    instruction_from: str = opt("a", help="Take the instruction from a or b.")
+    allow_missing: bool = opt(False, help="Judge only the rows present in both files instead of stopping on a key "
+                              "mismatch.")
+    allow_tie: bool = opt(False, help="Let the judge answer 'tie' directly (ties also come from the two orders "
+                          "disagreeing).")
+    label_a: Optional[str] = opt(None, help="Name of A in reports (default: file name).")
+    label_b: Optional[str] = opt(None, help="Name of B in reports (default: file name).")
+    length_controlled: bool = opt(False, help="Also report the length-controlled win rate (AlpacaEval-2-style "
+                                  "regression on the length difference).")
+    plot: bool = opt(True, help="Write winrate.png/.pdf and winrate-outcomes.png/.pdf into the run directory.")
+
+
+@dataclass(kw_only=True)
+class ScoreJudgeConfig(_JudgeInputs):
+    """``prefkit judge score``: each response scored against a rubric."""
+
+    input: str = opt(short="-i", help=f"Outputs to score: {_SOURCE_HELP}.")
+    min_score: int = opt(1, help="Lowest score.")
+    max_score: int = opt(5, help="Highest score.")
+    label: Optional[str] = opt(None, help="Name of the outputs in reports.")
+    plot: bool = opt(True, help="Write scores.png/.pdf (the score distribution).")
+
+
+@dataclass
+class JudgeResult:
+    """A judge run: its metrics and where everything went. ``status`` is the run's (``prefkit.STATUSES``)."""
+
+    kind: str
+    run_dir: Optional[str]
+    status: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    plots: list[str] = field(default_factory=list)
+    llm: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": self.run_dir, "status": self.status, **self.info, "metrics": self.metrics,
+                "plots": self.plots, "llm": self.llm}
+
+
+def _dry_run_note(summary: dict[str, Any]) -> None:
+    from prefkit.backends.engine import format_summary
+    from prefkit.console import info
+
+    summary.setdefault("not_sent", summary.get("requests", 0))
+    summary["already_done"] = summary.get("already_done", 0)
+    info(format_summary(summary) + " (first round; re-asks come on top)")
+
+
 # --------------------------------------------------------------------------- judge pairwise
+def run_judge_pairwise(cfg: PairwiseJudgeConfig, llm: BackendOptions | None = None,
+                       judge: JudgeOptions | None = None, out: RunOptions | None = None) -> JudgeResult:
+    """Judge B against A in both orders into a resumable run; win rates with CIs (library form of the command)."""
+    from prefkit.console import info
+    from prefkit.judging import get_rubric, judge_pairwise, win_rate
+    from prefkit.judging.inputs import build_pairwise_items, load_context, match_keys
+    from prefkit.judging.prompts import resolve_format
+    from prefkit.runs import DRY_RUN, Run
+
+    llm, judge, out = llm or BackendOptions(), judge or JudgeOptions(), out or RunOptions()
+    cfg.check()
+    a, b = cfg.a, cfg.b
+    rub = get_rubric(cfg.rubric)
+    oa, ob = _load_pair_inputs(a, b, key=cfg.key, split=cfg.split, prompt_field=cfg.prompt_field,
+                               response_field=cfg.response_field, prompt_format=cfg.prompt_format,
+                               label_a=cfg.label_a, label_b=cfg.label_b)
+    keys = match_keys(oa, ob, allow_missing=cfg.allow_missing)
+    warnings = []
+    if len(keys) < max(len(oa), len(ob)):
+        warnings.append(f"judging the {len(keys)} rows present in both files ({len(oa)} in A, {len(ob)} in B)")
+    if cfg.limit:
+        keys = keys[:cfg.limit]
+    ctx = load_context(cfg.context, keys, key=cfg.key, split=cfg.context_split) if cfg.context else None
+    labelled = any(oa.rows[k].get("labelled_persona") or ob.rows[k].get("labelled_persona") for k in keys)
+    pf = _auto_persona_field(cfg.persona_field, rub, labelled and rub.uses_persona)
+    items, stats = build_pairwise_items(oa, ob, keys, instruction_from=cfg.instruction_from, persona_field=pf,
+                                        reference_field=cfg.reference_field, context=ctx)
+    if stats["instructions_differ"]:
+        warnings.append(f"{stats['instructions_differ']} of {len(items)} rows have different prompts in A and B; "
+                        f"the judge sees {cfg.instruction_from.upper()}'s (--instruction-from)")
+    if stats["personas_differ"]:
+        warnings.append(f"{stats['personas_differ']} rows have different personas in A and B; the judge sees "
+                        f"{'the --context' if ctx else 'A'}'s")
+    for note in dict.fromkeys(oa.notes + ob.notes):
+        info(f"note: {note}")
+
+    model = llm.model
+    identity = {
+        "a": _abs(a), "b": _abs(b), "key": cfg.key, "rubric": rub.fingerprint(),
+        "judge": llm.identity(), "judge_options": judge.identity(), "allow_tie": cfg.allow_tie,
+        "persona_field": pf, "reference_field": cfg.reference_field,
+        "context": _abs(cfg.context) if cfg.context else None, "context_split": cfg.context_split,
+        "split": cfg.split, "prompt_format": cfg.prompt_format, "instruction_from": cfg.instruction_from,
+    }
+    config = {**identity, "label_a": oa.label, "label_b": ob.label, "limit": cfg.limit, "rubric_name": rub.name,
+              "backend": llm.backend, "model": model}
+    where = dict(output_dir=out.output_dir, run_name=out.run_name, fresh=out.fresh,
+                 name_hint=f"{oa.label}-vs-{ob.label}-{rub.name}-{llm.backend}-"
+                           f"{(model or 'default').replace('/', '_')}")
+    summary: dict[str, Any] = {}
+    if llm.dry_run:  # nothing is created or changed
+        run = Run.existing("judge pairwise", **where)
+        judge_pairwise(items, rub, llm, run, judge=judge, allow_tie=cfg.allow_tie, summary=summary)
+        _dry_run_note(summary)
+        return JudgeResult("pairwise", str(run.path) if run else None, DRY_RUN, llm=summary, warnings=warnings)
+
+    with Run.open("judge pairwise", config=config, identity=identity, **where) as run:
+        run.expect(it["key"] for it in items)
+        if run.resumed:
+            info(f"resuming {run.path} ({len(run.done_keys())} pairs already judged)")
+        verdicts = judge_pairwise(items, rub, llm, run, judge=judge, allow_tie=cfg.allow_tie, summary=summary)
+        judged = [v for v in verdicts if v.get("winner") is not None and v.get("status") != "not judged"]
+        errors = [v for v in verdicts if v.get("winner") == "error"]
+        metrics = win_rate(judged, bootstrap=cfg.bootstrap, seed=cfg.bootstrap_seed,
+                           length_controlled=cfg.length_controlled)
+        metrics["errors"] = len(errors)
+        metrics["not_judged"] = len(verdicts) - len(judged)
+        metrics["parse_failures"] = sum(1 for v in judged if v.get("winner") == "failed")
+        metrics["reasked"] = sum(1 for v in judged if (v.get("reasks_ab") or 0) + (v.get("reasks_ba") or 0) > 0)
+        judge_model = judged[0].get("judge_model") if judged else model
+        info_block = {"label_a": oa.label, "label_b": ob.label, "rubric": rub.name, "judge_backend": llm.backend,
+                      "judge_model": judge_model, "judge_format": resolve_format(judge.judge_format, judge_model)}
+        run.write_metrics({"winrate": metrics, **info_block})
+        plots_written: list[str] = []
+        if cfg.plot and judged:
+            entry = {"label": f"{ob.label} vs {oa.label}", "metrics": metrics, "label_a": oa.label,
+                     "label_b": ob.label, "rubric": rub.name}
+            plots_written = [str(p) for p in plot_winrates([entry], run.path / "winrate")]
+        run.finish(judged=len(judged), errors=len(errors))
+    if metrics["parse_failures"]:
+        warnings.append(f"{metrics['parse_failures']} pairs had a judge answer with no readable verdict after "
+                        f"{judge.reasks} re-asks; they count as failed, not as wins")
+    return JudgeResult("pairwise", str(run.path), run.status, metrics, info_block, plots_written, summary, warnings)
+
+
+def print_judge_pairwise(result: JudgeResult, json_: bool = False) -> None:
+    from prefkit.console import info, print_json, warn
+
+    for w in result.warnings:
+        warn(w)
+    if result.status == "dry-run":
+        return
+    if json_:
+        print_json(result.to_dict())
+        return
+    i = result.info
+    _print_single(f"{i['rubric']} judge: win rate of B over A", i["label_a"], i["label_b"], result.metrics)
+    info(f"results: {Path(result.run_dir) / 'results.jsonl'}")
+    if result.plots:
+        info(f"plot: {result.plots[0]}")
+
+
 @with_options(RunOptions, "out")
 @with_options(JudgeOptions, "judge")
 @with_options(BackendOptions, "llm")
+@with_options(PairwiseJudgeConfig, "cfg")
 def judge_pairwise_command(
-    a: str = typer.Option(..., "--a", help="Outputs A (the baseline): a prefkit run dir, results.jsonl, or a "
-                          "JSON/JSONL/CSV/Parquet file with prompt and response fields."),
-    b: str = typer.Option(..., "--b", help="Outputs B (compared against A; win rates are of B over A)."),
-    rubric: str = typer.Option("quality", "--rubric", "-r", help="quality, personalization, a plugin rubric, or a "
-                               "rubric file (.yaml/.json/.txt)."),
-    key: str = typer.Option("row_id", "--key", help="Field that matches rows of A and B (rows without it: their "
-                            "position in the file). Never matched by line position otherwise."),
-    persona_field: Optional[str] = typer.Option(None, "--persona-field", help="Field holding the persona (looked up "
-                                                "in --context rows, then A, then B; 'persona' also finds labelled "
-                                                "'Persona:' lines in prompts)."),
-    reference_field: Optional[str] = typer.Option(None, "--reference-field", help="Field holding a reference answer."),
-    context: Optional[str] = typer.Option(None, "--context", help="A dataset with extra per-row fields (persona, "
-                                          "reference), matched by the same key, e.g. the test split the outputs "
-                                          "were generated from."),
-    context_split: Optional[str] = typer.Option(None, "--context-split", help="Split of --context (e.g. test)."),
-    split: Optional[str] = typer.Option(None, "--split", help="Split, when A/B are datasets with several splits."),
-    prompt_field: Optional[str] = typer.Option(None, "--prompt-field", help="Prompt field (default: prompt, "
-                                               "instruction, input, question, query or messages)."),
-    response_field: Optional[str] = typer.Option(None, "--response-field", help="Response field (default: response, "
-                                                 "output, completion, generation, text, answer or prediction)."),
-    prompt_format: str = typer.Option("auto", "--prompt-format", help="auto: split 'Prompt:/Persona:/Response:' "
-                                      "labelled prompts into instruction and persona; raw: use the prompt as is."),
-    instruction_from: str = typer.Option("a", "--instruction-from", help="Take the instruction from a or b."),
-    allow_missing: bool = typer.Option(False, "--allow-missing", help="Judge only the rows present in both files "
-                                       "instead of stopping on a key mismatch."),
-    allow_tie: bool = typer.Option(False, "--allow-tie", help="Let the judge answer 'tie' directly (ties also "
-                                   "come from the two orders disagreeing)."),
-    limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Only the first N matched rows."),
-    label_a: Optional[str] = typer.Option(None, "--label-a", help="Name of A in reports (default: file name)."),
-    label_b: Optional[str] = typer.Option(None, "--label-b", help="Name of B in reports (default: file name)."),
-    bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% CIs (0: none)."),
-    bootstrap_seed: int = typer.Option(0, "--bootstrap-seed", help="Seed of the bootstrap (--seed is the judge's sampling seed)."),
-    length_controlled: bool = typer.Option(False, "--length-controlled", help="Also report the length-controlled "
-                                           "win rate (AlpacaEval-2-style regression on the length difference)."),
-    plot: bool = typer.Option(True, "--plot/--no-plot", help="Write winrate.png/.pdf and winrate-outcomes.png/.pdf "
-                              "into the run directory."),
     json_: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
-    *, llm: BackendOptions, judge: JudgeOptions, out: RunOptions,
+    *, cfg: PairwiseJudgeConfig, llm: BackendOptions, judge: JudgeOptions, out: RunOptions,
 ) -> None:
     """Judge outputs B against outputs A with an LLM judge, in both orders; win rates with 95% CIs.
 
@@ -208,205 +370,113 @@ def judge_pairwise_command(
     when the two verdicts disagree the pair is a tie. Verdicts stream into a
     resumable run directory (re-run the same command to resume or extend with a
     larger --limit); metrics.json holds the win rates, winrate.png the plot.
+    Exit code 1 when some pairs failed in the backend after retries (re-run to retry them).
     """
-    from prefkit.console import info, print_json, warn
-    from prefkit.errors import UsageError
-    from prefkit.judging import get_rubric, judge_pairwise, win_rate
-    from prefkit.judging.inputs import build_pairwise_items, load_context, match_keys
-    from prefkit.judging.prompts import resolve_format
-    from prefkit.runs import Run
+    from prefkit.runs import command_exit
 
-    if limit is not None and limit < 1:
-        raise UsageError("--limit must be at least 1")
-    if bootstrap < 0:
-        raise UsageError(f"--bootstrap must be 0 or more (got {bootstrap})")
-    rub = get_rubric(rubric)
-    oa, ob = _load_pair_inputs(a, b, key=key, split=split, prompt_field=prompt_field, response_field=response_field,
-                               prompt_format=prompt_format, label_a=label_a, label_b=label_b)
-    keys = match_keys(oa, ob, allow_missing=allow_missing)
-    if len(keys) < max(len(oa), len(ob)):
-        warn(f"judging the {len(keys)} rows present in both files ({len(oa)} in A, {len(ob)} in B)")
-    if limit:
-        keys = keys[:limit]
-    ctx = load_context(context, keys, key=key, split=context_split) if context else None
-    labelled = any(oa.rows[k].get("labelled_persona") or ob.rows[k].get("labelled_persona") for k in keys)
-    pf = _auto_persona_field(persona_field, rub, labelled and rub.uses_persona)
-    items, stats = build_pairwise_items(oa, ob, keys, instruction_from=instruction_from, persona_field=pf,
-                                        reference_field=reference_field, context=ctx)
-    if stats["instructions_differ"]:
-        warn(f"{stats['instructions_differ']} of {len(items)} rows have different prompts in A and B; the judge "
-             f"sees {instruction_from.upper()}'s (--instruction-from)")
-    if stats["personas_differ"]:
-        warn(f"{stats['personas_differ']} rows have different personas in A and B; the judge sees "
-             f"{'the --context' if ctx else 'A'}'s")
-    for note in dict.fromkeys(oa.notes + ob.notes):
-        info(f"note: {note}")
-
-    model = llm.model
-    identity = {
-        "a": _abs(a), "b": _abs(b), "key": key, "rubric": rub.fingerprint(),
-        "judge": llm.identity(), "judge_options": judge.identity(), "allow_tie": allow_tie,
-        "persona_field": pf, "reference_field": reference_field, "context": _abs(context) if context else None,
-        "context_split": context_split, "split": split, "prompt_format": prompt_format,
-        "instruction_from": instruction_from,
-    }
-    config = {**identity, "label_a": oa.label, "label_b": ob.label, "limit": limit, "rubric_name": rub.name,
-              "backend": llm.backend, "model": model}
-    name_hint = f"{oa.label}-vs-{ob.label}-{rub.name}-{llm.backend}-{(model or 'default').replace('/', '_')}"
-    run = Run.open("judge pairwise", config=config, identity=identity, output_dir=out.output_dir,
-                   run_name=out.run_name, name_hint=name_hint, fresh=out.fresh)
-    if run.resumed and not llm.dry_run:
-        info(f"resuming {run.path} ({len(run.done_keys())} pairs already judged)")
-    summary: dict[str, Any] = {}
-    try:
-        verdicts = judge_pairwise(items, rub, llm, run, judge=judge, allow_tie=allow_tie, summary=summary)
-    except BaseException as exc:
-        run.finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", error=str(exc))
-        raise
-    if llm.dry_run:
-        from prefkit.backends.engine import format_summary
-
-        summary.setdefault("not_sent", summary.get("requests", 0))
-        summary["already_done"] = summary.get("already_done", 0)
-        info(format_summary(summary) + " (first round; re-asks come on top)")
-        run.finish("dry-run")
-        return
-    judged = [v for v in verdicts if v.get("winner") is not None and v.get("status") != "not judged"]
-    errors = [v for v in verdicts if v.get("winner") == "error"]
-    not_judged = len(verdicts) - len(judged)
-    metrics = win_rate(judged, bootstrap=bootstrap, seed=bootstrap_seed, length_controlled=length_controlled)
-    metrics["errors"] = len(errors)
-    metrics["not_judged"] = not_judged
-    metrics["parse_failures"] = sum(1 for v in judged if v.get("winner") == "failed")
-    metrics["reasked"] = sum(1 for v in judged if (v.get("reasks_ab") or 0) + (v.get("reasks_ba") or 0) > 0)
-    fmt = resolve_format(judge.judge_format, judged[0].get("judge_model") if judged else model)
-    info_block = {"label_a": oa.label, "label_b": ob.label, "rubric": rub.name, "judge_backend": llm.backend,
-                  "judge_model": (judged[0].get("judge_model") if judged else model), "judge_format": fmt}
-    run.write_metrics({"winrate": metrics, **info_block})
-    plots_written: list[str] = []
-    if plot and judged:
-        entry = {"label": f"{ob.label} vs {oa.label}", "metrics": metrics, "label_a": oa.label,
-                 "label_b": ob.label, "rubric": rub.name}
-        plots_written = [str(p) for p in plot_winrates([entry], run.path / "winrate")]
-    status = "completed" if not errors and not not_judged else "partial"
-    run.finish(status, judged=len(judged), errors=len(errors))
-    if json_:
-        print_json({"run": str(run.path), **info_block, "metrics": metrics, "plots": plots_written,
-                    "llm": summary})
-    else:
-        _print_single(f"{rub.name} judge: win rate of B over A", oa.label, ob.label, metrics)
-        info(f"results: {run.results_path}")
-        if plots_written:
-            info(f"plot: {plots_written[0]}")
-    if errors:
-        warn(f"{len(errors)} pairs failed in the backend (see {run.failures_path}); re-run the same command to retry them")
-    if metrics["parse_failures"]:
-        warn(f"{metrics['parse_failures']} pairs had a judge answer with no readable verdict after "
-             f"{judge.reasks} re-asks; they count as failed, not as wins")
+    result = run_judge_pairwise(cfg, llm, judge, out)
+    print_judge_pairwise(result, json_)
+    command_exit(result.run_dir if result.status != "dry-run" else result.status)
 
 
 # --------------------------------------------------------------------------- judge score
-@with_options(RunOptions, "out")
-@with_options(JudgeOptions, "judge")
-@with_options(BackendOptions, "llm")
-def judge_score_command(
-    input: str = typer.Option(..., "--input", "-i", help="Outputs to score: a prefkit run dir, results.jsonl, or a "
-                              "JSON/JSONL/CSV/Parquet file with prompt and response fields."),
-    rubric: str = typer.Option("quality", "--rubric", "-r", help="quality, personalization, a plugin rubric, or a "
-                               "rubric file (.yaml/.json/.txt) with score descriptions."),
-    key: str = typer.Option("row_id", "--key", help="Field that identifies rows (rows without it: their position)."),
-    persona_field: Optional[str] = typer.Option(None, "--persona-field", help="Field holding the persona."),
-    reference_field: Optional[str] = typer.Option(None, "--reference-field", help="Field holding a reference answer "
-                                                  "(shown as an answer that gets the top score)."),
-    context: Optional[str] = typer.Option(None, "--context", help="A dataset with extra per-row fields, matched by key."),
-    context_split: Optional[str] = typer.Option(None, "--context-split", help="Split of --context."),
-    split: Optional[str] = typer.Option(None, "--split", help="Split, when --input is a dataset with several splits."),
-    prompt_field: Optional[str] = typer.Option(None, "--prompt-field", help="Prompt field."),
-    response_field: Optional[str] = typer.Option(None, "--response-field", help="Response field."),
-    prompt_format: str = typer.Option("auto", "--prompt-format", help="auto or raw (see judge pairwise)."),
-    min_score: int = typer.Option(1, "--min-score", help="Lowest score."),
-    max_score: int = typer.Option(5, "--max-score", help="Highest score."),
-    limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Only the first N rows."),
-    label: Optional[str] = typer.Option(None, "--label", help="Name of the outputs in reports."),
-    bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% CI of the mean (0: none)."),
-    bootstrap_seed: int = typer.Option(0, "--bootstrap-seed", help="Seed of the bootstrap (--seed is the judge's sampling seed)."),
-    plot: bool = typer.Option(True, "--plot/--no-plot", help="Write scores.png/.pdf (the score distribution)."),
-    json_: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
-    *, llm: BackendOptions, judge: JudgeOptions, out: RunOptions,
-) -> None:
-    """Score each response from --min-score to --max-score against a rubric with an LLM judge."""
-    from prefkit.console import info, print_json, print_table, warn
+def run_judge_score(cfg: ScoreJudgeConfig, llm: BackendOptions | None = None, judge: JudgeOptions | None = None,
+                    out: RunOptions | None = None) -> JudgeResult:
+    """Score each response against a rubric into a resumable run (library form of ``prefkit judge score``)."""
     from prefkit.errors import UsageError
     from prefkit.judging import get_rubric, judge_score
     from prefkit.judging.inputs import build_score_items, load_context, load_outputs
     from prefkit.judging.metrics import score_summary
-    from prefkit.runs import Run
+    from prefkit.runs import DRY_RUN, Run
 
-    if min_score >= max_score:
-        raise UsageError(f"--min-score must be below --max-score (got {min_score} and {max_score})")
-    if limit is not None and limit < 1:
-        raise UsageError("--limit must be at least 1")
-    if bootstrap < 0:
-        raise UsageError(f"--bootstrap must be 0 or more (got {bootstrap})")
-    rub = get_rubric(rubric)
-    outs = load_outputs(input, key=key, prompt_field=prompt_field, response_field=response_field,
-                        prompt_format=prompt_format, split=split, label=label)
-    keys = outs.order[:limit] if limit else list(outs.order)
-    ctx = load_context(context, keys, key=key, split=context_split) if context else None
+    llm, judge, out = llm or BackendOptions(), judge or JudgeOptions(), out or RunOptions()
+    if cfg.min_score >= cfg.max_score:
+        raise UsageError(f"--min-score must be below --max-score (got {cfg.min_score} and {cfg.max_score})")
+    cfg.check()
+    path = cfg.input
+    rub = get_rubric(cfg.rubric)
+    outs = load_outputs(path, key=cfg.key, prompt_field=cfg.prompt_field, response_field=cfg.response_field,
+                        prompt_format=cfg.prompt_format, split=cfg.split, label=cfg.label)
+    keys = outs.order[:cfg.limit] if cfg.limit else list(outs.order)
+    ctx = load_context(cfg.context, keys, key=cfg.key, split=cfg.context_split) if cfg.context else None
     labelled = any(outs.rows[k].get("labelled_persona") for k in keys)
-    pf = _auto_persona_field(persona_field, rub, labelled and rub.uses_persona)
-    items = build_score_items(outs, keys, persona_field=pf, reference_field=reference_field, context=ctx)
-    identity = {"input": _abs(input), "key": key, "rubric": rub.fingerprint(), "judge": llm.identity(),
-                "judge_options": judge.identity(), "scale": [min_score, max_score], "persona_field": pf,
-                "reference_field": reference_field, "context": _abs(context) if context else None,
-                "context_split": context_split, "split": split, "prompt_format": prompt_format}
-    config = {**identity, "label": outs.label, "limit": limit, "rubric_name": rub.name}
-    name_hint = f"{outs.label}-{rub.name}-{llm.backend}-{(llm.model or 'default').replace('/', '_')}"
-    run = Run.open("judge score", config=config, identity=identity, output_dir=out.output_dir,
-                   run_name=out.run_name, name_hint=name_hint, fresh=out.fresh)
+    pf = _auto_persona_field(cfg.persona_field, rub, labelled and rub.uses_persona)
+    items = build_score_items(outs, keys, persona_field=pf, reference_field=cfg.reference_field, context=ctx)
+    identity = {"input": _abs(path), "key": cfg.key, "rubric": rub.fingerprint(), "judge": llm.identity(),
+                "judge_options": judge.identity(), "scale": [cfg.min_score, cfg.max_score], "persona_field": pf,
+                "reference_field": cfg.reference_field, "context": _abs(cfg.context) if cfg.context else None,
+                "context_split": cfg.context_split, "split": cfg.split, "prompt_format": cfg.prompt_format}
+    config = {**identity, "label": outs.label, "limit": cfg.limit, "rubric_name": rub.name}
+    where = dict(output_dir=out.output_dir, run_name=out.run_name, fresh=out.fresh,
+                 name_hint=f"{outs.label}-{rub.name}-{llm.backend}-{(llm.model or 'default').replace('/', '_')}")
     summary: dict[str, Any] = {}
-    try:
-        results = judge_score(items, rub, llm, run, judge=judge, low=min_score, high=max_score, summary=summary)
-    except BaseException as exc:
-        run.finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", error=str(exc))
-        raise
+    low, high = cfg.min_score, cfg.max_score
     if llm.dry_run:
-        from prefkit.backends.engine import format_summary
+        run = Run.existing("judge score", **where)
+        judge_score(items, rub, llm, run, judge=judge, low=low, high=high, summary=summary)
+        _dry_run_note(summary)
+        return JudgeResult("score", str(run.path) if run else None, DRY_RUN, llm=summary)
 
-        summary.setdefault("not_sent", summary.get("requests", 0))
-        info(format_summary(summary) + " (first round; re-asks come on top)")
-        run.finish("dry-run")
+    with Run.open("judge score", config=config, identity=identity, **where) as run:
+        run.expect(it["key"] for it in items)
+        results = judge_score(items, rub, llm, run, judge=judge, low=low, high=high, summary=summary)
+        scored = [r for r in results if r.get("status") in ("ok", "failed")]
+        errors = [r for r in results if r.get("status") == "error"]
+        metrics = score_summary(scored, low=low, high=high, bootstrap=cfg.bootstrap, seed=cfg.bootstrap_seed)
+        metrics["errors"] = len(errors)
+        info_block = {"label": outs.label, "rubric": rub.name, "judge_backend": llm.backend,
+                      "judge_model": scored[0].get("judge_model") if scored else llm.model}
+        run.write_metrics({"score": metrics, **info_block})
+        plots_written: list[str] = []
+        if cfg.plot and metrics["n_scored"]:
+            from prefkit.reports import plots
+
+            hist = metrics["histogram"]
+            plots_written = [str(p) for p in plots.bar_chart(
+                list(hist), [hist[k] for k in hist], path=run.path / "scores",
+                title=f"{outs.label}: {rub.name} scores (mean {metrics['mean']:.2f})", xlabel="score",
+                ylabel="responses", value_format="{:.0f}")]
+    info_block["scale"] = [low, high]
+    return JudgeResult("score", str(run.path), run.status, metrics, info_block, plots_written, summary)
+
+
+def print_judge_score(result: JudgeResult, json_: bool = False) -> None:
+    from prefkit.console import info, print_json, print_table
+
+    if result.status == "dry-run":
         return
-    scored = [r for r in results if r.get("status") in ("ok", "failed")]
-    errors = [r for r in results if r.get("status") == "error"]
-    metrics = score_summary(scored, low=min_score, high=max_score, bootstrap=bootstrap, seed=bootstrap_seed)
-    metrics["errors"] = len(errors)
-    run.write_metrics({"score": metrics, "label": outs.label, "rubric": rub.name, "judge_backend": llm.backend,
-                       "judge_model": scored[0].get("judge_model") if scored else llm.model})
-    plots_written: list[str] = []
-    if plot and metrics["n_scored"]:
-        from prefkit.reports import plots
-
-        hist = metrics["histogram"]
-        plots_written = [str(p) for p in plots.bar_chart(
-            list(hist), [hist[k] for k in hist], path=run.path / "scores",
-            title=f"{outs.label}: {rub.name} scores (mean {metrics['mean']:.2f})", xlabel="score",
-            ylabel="responses", value_format="{:.0f}")]
-    run.finish("completed" if not errors else "partial")
     if json_:
-        print_json({"run": str(run.path), "label": outs.label, "rubric": rub.name, "metrics": metrics,
-                    "plots": plots_written, "llm": summary})
-    else:
-        ci = metrics.get("mean_ci")
-        print_table([{"outputs": outs.label, "n": metrics["n"], "scored": metrics["n_scored"],
-                      "failed": metrics["failed"],
-                      "mean": (f"{metrics['mean']:.3f}" if metrics["mean"] is not None else "n/a")
-                      + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""),
-                      "histogram": " ".join(f"{k}:{v}" for k, v in metrics["histogram"].items())}],
-                    title=f"{rub.name} scores ({min_score}-{max_score})")
-        info(f"results: {run.results_path}")
-    if errors:
-        warn(f"{len(errors)} responses failed in the backend (see {run.failures_path}); re-run to retry them")
+        print_json({"run": result.run_dir, "status": result.status, "label": result.info["label"],
+                    "rubric": result.info["rubric"], "metrics": result.metrics, "plots": result.plots,
+                    "llm": result.llm})
+        return
+    m, i = result.metrics, result.info
+    ci = m.get("mean_ci")
+    print_table([{"outputs": i["label"], "n": m["n"], "scored": m["n_scored"], "failed": m["failed"],
+                  "mean": (f"{m['mean']:.3f}" if m["mean"] is not None else "n/a")
+                  + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""),
+                  "histogram": " ".join(f"{k}:{v}" for k, v in m["histogram"].items())}],
+                title=f"{i['rubric']} scores ({i['scale'][0]}-{i['scale'][1]})")
+    info(f"results: {Path(result.run_dir) / 'results.jsonl'}")
+
+
+@with_options(RunOptions, "out")
+@with_options(JudgeOptions, "judge")
+@with_options(BackendOptions, "llm")
+@with_options(ScoreJudgeConfig, "cfg")
+def judge_score_command(
+    json_: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
+    *, cfg: ScoreJudgeConfig, llm: BackendOptions, judge: JudgeOptions, out: RunOptions,
+) -> None:
+    """Score each response from --min-score to --max-score against a rubric with an LLM judge.
+
+    Exit code 1 when some responses failed in the backend after retries (re-run to retry them).
+    """
+    from prefkit.runs import command_exit
+
+    result = run_judge_score(cfg, llm, judge, out)
+    print_judge_score(result, json_)
+    command_exit(result.run_dir if result.status != "dry-run" else result.status)
 
 
 # --------------------------------------------------------------------------- rubrics
@@ -540,4 +610,6 @@ def winrate_command(
             info("plot: " + ", ".join(str(p) for p in written))
 
 
-__all__ = ["judge_pairwise_command", "judge_score_command", "rubrics_command", "winrate_command", "plot_winrates"]
+__all__ = ["judge_pairwise_command", "judge_score_command", "rubrics_command", "winrate_command", "plot_winrates",
+           "PairwiseJudgeConfig", "ScoreJudgeConfig", "JudgeResult", "run_judge_pairwise", "run_judge_score",
+           "print_judge_pairwise", "print_judge_score"]

@@ -212,8 +212,9 @@ class DatasetSource:
              limit: int | None = None, column_map: dict[str, str] | None = None,
              required: Iterable[str] = PREFERENCE_COLUMNS, skip_invalid: bool = False,
              stats: dict[str, int] | None = None) -> list[PreferenceRecord]:
-        if limit is not None and limit < 1:  # rows[:0] or rows[:-1] would silently drop data
-            raise UsageError(f"--limit must be at least 1 (got {limit})")
+        from ..options import check_limit
+
+        check_limit(limit)
         config, split = self.check(config, split)
         rows = self.load_rows(config, split, data_dir=data_dir)
         if limit is not None:

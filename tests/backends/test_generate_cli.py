@@ -47,9 +47,9 @@ def test_generate_retries_failed_rows_on_resume(prefkit_cli, mock_backend, inp, 
     out = prefkit_home / "out"
     r = prefkit_cli("generate", "--backend", "mock", "--input", str(inp), "-o", str(out), "--max-retries", "1",
                     "--backoff-base", "0.01")
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 1, r.output  # some rows failed after retries: exit 1, the summary says how to resume
     err = " ".join(r.stderr.split())
-    assert "1 requests failed" in err and "upstream exploded" in err
+    assert "1 requests failed" in err and "upstream exploded" in err and "(r3;" in err and "re-run" in err
     assert [f["key"] for f in Run.load(out).failures()] == ["r3"]
     mock_backend.responder = None
     mock_backend.reset()

@@ -52,7 +52,7 @@ def test_judge_pairwise_against_fake_server(persona_data, prefkit_cli, fake_open
             assert x["winner"] == ("A" if x["len_a"] >= x["len_b"] else "B") and x["consistent"]
     assert (out / "winrate.png").exists() and (out / "winrate-outcomes.pdf").exists()
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["status"] == "completed"
+    assert manifest["status"] == "done"
     assert "sk-test" not in (out / "manifest.json").read_text()
 
     # re-running resumes: nothing new is sent; a larger --limit judges only the new rows
