@@ -79,11 +79,8 @@ def _judge_run(command: str, prun: PersonaRun, items: list[dict[str, Any]], rubr
     run = Run.open(command, config={"personas": str(prun.path), "rubric": rubric.name, "llm": options, "judge": judge},
                    identity=ident, output_dir=output_dir, run_name=run_name, fresh=fresh,
                    name_hint=f"{prun.name}-{_judge_slug(options)}")
-    try:
+    with run:  # the core's lifecycle: failed / interrupted recorded there
         verdicts = judge_pairwise(items, rubric, options, run=run, judge=judge)
-    except BaseException:
-        run.finish("interrupted")
-        raise
     return run, verdicts
 
 
@@ -165,7 +162,7 @@ def persona_accuracy(runs: Sequence[str | Path], options: Any = None, judge: Any
         metrics = accuracy_metrics(run.results(), empty)
         run.write_metrics({"accuracy": metrics, "personas": str(prun.path)})
         failed = len(run.failures())
-        run.finish("completed" if not failed else "incomplete")
+        run.finish()  # done, or incomplete when judgments failed
         results.append({"personas": str(prun.path), "label": prun.label, "split": prun.split,
                         "judge_run": str(run.path), "accuracy": metrics, "failures": failed})
     out: dict[str, Any] = {"runs": results, "metric_plotted": plot_metric}

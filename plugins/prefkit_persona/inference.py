@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+import prefkit
 from prefkit.errors import UsageError
 
 from . import templates
@@ -266,22 +267,20 @@ def infer_personas(config: InferConfig, options: Any = None, *, output_dir: str 
     def on_result(completion):
         return persona_record(completion, strategy, split=split, dataset=dataset, data_split=data_split)
 
-    try:
+    with run:  # the core's lifecycle: failed / interrupted recorded there
         engine = run_requests(requests, options, run=run, on_result=on_result,
                               description=f"inferring personas ({split})")
-    except BaseException:
-        run.finish("interrupted")
-        raise
     summary = summarize_run(run, expected={it.key for it in items})
     summary["engine"] = engine if isinstance(engine, dict) else {}
     summary["run"] = str(run.path)
     if getattr(options, "dry_run", False):
         summary["dry_run"] = True
-        run.finish("dry-run")
+        run.finish(prefkit.RunStatus.DRY_RUN)
         return summary
     run.write_metrics({"personas": summary["personas"], "flags": summary["flags"],
                        "missing": summary["missing"]})
-    run.finish("completed" if summary["missing"] == 0 else "incomplete", personas=summary["personas"])
+    run.expect({it.key for it in items})
+    run.finish(personas=summary["personas"])  # done, or incomplete when personas are missing
     summary["run"] = str(run.path)
     return summary
 

@@ -40,7 +40,7 @@ def test_synthetic_train_eval_end_to_end(prefkit_cli, tmp_path):
     assert m["trained_steps"] == 20 and m["kept_step"] in (10, 20)
     assert (run / "model.safetensors").exists() and not (run / "resume.safetensors").exists()
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["command"] == "nppl train" and manifest["status"] == "completed"
+    assert manifest["command"] == "nppl train" and manifest["status"] == "done"
     logged = [json.loads(l) for l in (run / "results.jsonl").read_text().splitlines()]
     assert [row["key"] for row in logged] == ["step-000010", "step-000020"]
 

@@ -73,7 +73,7 @@ def test_resume_matches_uninterrupted_run(tiny_model, tmp_path):
     logs = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert sorted(x["step"] for x in logs if x["type"] == "train") == [1, 2, 3, 4]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["status"] == "completed" and manifest.get("resumes")
+    assert manifest["status"] == "done" and manifest.get("resumes")
 
 
 def test_fresh_discards_checkpoints(tiny_model, tmp_path):

@@ -78,7 +78,7 @@ def test_sft_run_outputs(sft_result, tiny_model):
     assert ckpts and (ckpts[-1] / "tokenizer.json").exists() and (ckpts[-1] / "optimizer.pt").exists()
     # a prefkit run: manifest, metrics, one result line per logged step, the loss curve
     manifest = json.loads((r.output_dir / "manifest.json").read_text())
-    assert manifest["command"] == "train" and manifest["status"] == "completed"
+    assert manifest["command"] == "train" and manifest["status"] == "done"
     assert manifest["identity"]["kind"] == "sft"
     metrics = json.loads((r.output_dir / "metrics.json").read_text())
     assert metrics["merged_dir"] == str(r.merged_dir)

@@ -143,7 +143,7 @@ def judge_runs(base_run: str, test_run: str, *, llm: Any = None, judge: Any = No
                            run_name=run_name, name_hint=f"{split}-{run_label(test)}--vs--{run_label(base)}",
                            fresh=fresh)
     verdicts: dict[str, list[dict[str, Any]]] = {}
-    try:
+    with run:  # the core's lifecycle: failed / interrupted recorded there
         for rubric in rubric_objs:
             rubric_items = [{"key": f"{rubric.name}/{it['row_id']}", "instruction": it["instruction"],
                              "persona": it["persona"] if rubric.uses_persona else None,
@@ -152,9 +152,6 @@ def judge_runs(base_run: str, test_run: str, *, llm: Any = None, judge: Any = No
                             for it in items]
             out = judge_pairwise(rubric_items, rubric, llm, run, judge=judge, progress=progress)
             verdicts[rubric.name] = [dict(v, key=v["key"].split("/", 1)[1]) for v in out]
-    except BaseException:
-        run.finish("interrupted")
-        raise
     report = summarize(verdicts, bootstrap=bootstrap, seed=seed)
     report.update({"run": str(run.path), "split": split, "persona_type": ptype, "base_run": base["path"],
                    "test_run": test["path"], "base": config["base"], "test": config["test"], **coverage})
@@ -162,7 +159,7 @@ def judge_runs(base_run: str, test_run: str, *, llm: Any = None, judge: Any = No
         report["plot"] = [str(p) for p in plot_report(report, run.path / "winrates")]
     run.write_metrics({"report": report})
     not_judged = sum(v["not_judged"] for v in report["rubrics"].values())
-    run.finish("completed" if not not_judged and not run.failures() else "incomplete",
+    run.finish(prefkit.RunStatus.INCOMPLETE if not_judged or run.failures() else prefkit.RunStatus.DONE,
                **{f"wr_{k}": v.get("win_rate_ties_half") for k, v in report["rubrics"].items()})
     return report
 

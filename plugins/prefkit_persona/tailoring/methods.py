@@ -273,12 +273,9 @@ def generate(model: str, *, split: str, inference_type: str, llm: Any = None, tr
         return result_record(by_key[c.key], persona=plan.personas[c.key], model_input=plan.inputs[c.key],
                              raw=c.text, seed=seeds[c.key], finish_reason=c.finish_reason)
 
-    try:
+    with run:  # the core's lifecycle: failed / interrupted recorded there
         prefkit.run_requests(plan.requests, llm, run=run, on_result=on_result,
-                                       description=f"tailor {plan.split} {plan.inference_type}", progress=progress)
-    except BaseException:
-        run.finish("interrupted")
-        raise
+                             description=f"tailor {plan.split} {plan.inference_type}", progress=progress)
     results = run.results()
     counts = {"rows": len(plan.rows), "done": len(results), "failed": len(run.failures()),
               "skipped_empty_persona": len(plan.skipped),
