@@ -1,8 +1,17 @@
 """prefkit: personalized preference alignment of LLMs, as a plugin-based toolkit.
 
-The public API plugins and scripts import. Names are resolved lazily so that
-``import prefkit`` (and ``prefkit --help``) never pulls in torch, transformers,
-datasets or the provider SDKs.
+The public API is exactly the names in ``_LAZY`` below (also ``prefkit.__all__``), plus the
+``prefkit.testing`` package for tests. Plugins, scripts and the documented examples import only
+these: ``import prefkit`` / ``from prefkit import NAME`` and ``prefkit.testing``.
+
+Everything else is private, by this rule: **all submodules (``prefkit.runs``, ``prefkit.options``,
+``prefkit.backends.engine`` ...) are implementation details**, whatever their names look like; they
+move and change without notice. ``tests/core/test_import_rule.py`` fails when code under
+``plugins/`` or ``docs/examples/`` imports anything else. A name a plugin needs is made public by
+adding one line to ``_LAZY``.
+
+Names are resolved lazily so that ``import prefkit`` (and ``prefkit --help``) never pulls in torch,
+transformers, datasets, pluggy or the provider SDKs.
 """
 
 from __future__ import annotations
@@ -31,6 +40,24 @@ _LAZY = {
     "with_options": "prefkit.options",
     "RunOptions": "prefkit.options",
     "split_csv": "prefkit.options",
+    "check_limit": "prefkit.options",
+    # console helpers (stdout for data, stderr for status; one "Error:" line)
+    "console": "prefkit.console",
+    "info": "prefkit.console",
+    "warn": "prefkit.console",
+    "error_line": "prefkit.console",
+    "print_json": "prefkit.console",
+    "print_table": "prefkit.console",
+    "progress": "prefkit.console",
+    # statistics and usage, defined once
+    "mean_se": "prefkit.stats",
+    "proportion_se": "prefkit.stats",
+    "merge_usage": "prefkit.usage",
+    # embeddings (offline sentence-transformer loader)
+    "load_sentence_transformer": "prefkit.embeddings",
+    "embedding_dimension": "prefkit.embeddings",
+    "is_bundled": "prefkit.embeddings",
+    "DEFAULT_EMBEDDER": "prefkit.embeddings",
     # data
     "PreferenceRecord": "prefkit.data",
     "DatasetSource": "prefkit.data",
@@ -71,6 +98,8 @@ _LAZY = {
     "judge_pairwise": "prefkit.judging",
     "judge_score": "prefkit.judging",
     "win_rate": "prefkit.judging",
+    "JudgeOptions": "prefkit.judging",
+    "delta_pq": "prefkit.judging",  # moves to the persona plugin (issue 15): drop this line then
     # reports
     "plots": "prefkit.reports.plots",
 }

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from prefkit.console import info, print_json, print_table
-from prefkit.errors import UsageError
-from prefkit.options import RunOptions, split_csv
-from prefkit.runs import Run
+from prefkit import info, print_json, print_table
+from prefkit import UsageError
+from prefkit import RunOptions, split_csv
+from prefkit import Run
 
 from .config import CONVENTIONS, DPOOptions, EmbedOptions, EvalOptions, TrainOptions, parse_int_list
 
@@ -151,7 +151,7 @@ def evaluate(runs: list[str], labels: str | None, opts: EvalOptions, run_opts: R
     seeds = list(range(opts.seeds))
     cache: dict[str, Any] = {}
     with run:
-        from prefkit.console import progress as progress_bar
+        from prefkit import progress as progress_bar
 
         total = len(loaded) * len(conventions) * len(contexts) * len(seeds)
         with progress_bar(total, "evaluating", disable=None if progress else True) as (bar, task):
@@ -282,7 +282,7 @@ def generate(run: str, *, context: str | None, prompts: list[str], prompts_file:
     if as_json:
         print_json(rows)
     else:
-        from prefkit.console import console
+        from prefkit import console
 
         for r in rows:
             console().rule(r["prompt"][:70])

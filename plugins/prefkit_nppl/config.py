@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from prefkit.options import opt
+from prefkit import opt
 
 MODEL_KINDS = ("btl", "dpl", "nppl")
 INPUT_LAYERS = ("mlp", "linear")
@@ -19,8 +19,8 @@ CONVENTIONS = ("unseen", "paper", "all")
 
 def parse_int_list(value: str | list | None) -> list[int]:
     """``"0,1,3,5,10"`` → ``[0, 1, 3, 5, 10]`` (a clear error for anything else)."""
-    from prefkit.errors import UsageError
-    from prefkit.options import split_csv
+    from prefkit import UsageError
+    from prefkit import split_csv
 
     out = []
     for v in split_csv(value):
@@ -85,7 +85,7 @@ class TrainOptions:
     threads: int = opt(1, help="CPU threads for torch (0: torch's default). These models are small: one thread is as fast and does not stall on a busy machine.")
 
     def model_config(self, input_dim: int) -> ModelConfig:
-        from prefkit.errors import UsageError
+        from prefkit import UsageError
 
         if self.model not in MODEL_KINDS:
             raise UsageError(f"unknown --model {self.model!r} (choose from {', '.join(MODEL_KINDS)})")
@@ -105,7 +105,7 @@ class TrainOptions:
                            sample_latents=latent == "gaussian")
 
     def validate(self) -> None:
-        from prefkit.errors import UsageError
+        from prefkit import UsageError
 
         if self.steps < 1:
             raise UsageError("--steps must be at least 1")

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from prefkit.errors import UsageError
+from prefkit import UsageError
 
 FORMAT = "prefkit-nppl-pairs"
 SPLITS = ("train", "val", "test")
@@ -238,7 +238,7 @@ def eval_batches(data: PairData, split: str, num_context: int, convention: str, 
       ``k(T-k)/T`` scored pairs are context pairs;
     * ``all``: the context is ``k`` random pairs of the task, all ``T`` are scored.
     """
-    from prefkit.errors import UsageError
+    from prefkit import UsageError
 
     if convention not in ("unseen", "paper", "all"):
         raise UsageError(f"unknown convention {convention!r} (unseen, paper, all)")

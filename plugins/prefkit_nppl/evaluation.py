@@ -54,15 +54,7 @@ def evaluate_model(model, data, contexts: Sequence[int], seeds: Iterable[int], c
     return rows
 
 
-def mean_se(values: Sequence[float]) -> tuple[float, float]:
-    n = len(values)
-    if n == 0:
-        return float("nan"), float("nan")
-    m = sum(values) / n
-    if n < 2:
-        return m, 0.0
-    var = sum((v - m) ** 2 for v in values) / (n - 1)
-    return m, math.sqrt(var / n)
+from prefkit import mean_se  # noqa: E402  (the core's mean ± SE: one value has no SE, nan)
 
 
 def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[int, dict[str, float]]]]:
@@ -135,7 +127,8 @@ def plot_accuracy(summary, contexts: Sequence[int], conventions: Sequence[str], 
                   paper: bool = False, title: str | None = None) -> list[Path]:
     """Accuracy vs context size, one line per model (± s.e. band), one panel per convention;
     the paper's numbers as dashed lines when ``paper``."""
-    from prefkit.reports.plots import PALETTE, pyplot, save_figure
+    from prefkit import plots
+    PALETTE, pyplot, save_figure = plots.PALETTE, plots.pyplot, plots.save_figure
 
     plt = pyplot()
     names = {"unseen": "targets exclude the context", "paper": "paper's convention (context among targets)",

@@ -236,7 +236,7 @@ def load_model(path, device: str | torch.device = "cpu") -> RewardModel:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    from prefkit.errors import UsageError
+    from prefkit import UsageError
 
     try:
         with safe_open(str(path), framework="pt") as fh:

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prefkit.errors import UsageError
+from prefkit import UsageError
 
 from .config import DPOOptions, ModelConfig, parse_int_list
 from .data import PairData, TaskBatch, eval_batches, sample_train_batch
@@ -287,7 +287,7 @@ def _device(opts_device: str):
 def train_np_dpo(opts: DPOOptions, run, data: PairData, rows: list[dict[str, Any]], device) -> dict[str, Any]:
     from safetensors.torch import save_file
 
-    from prefkit.console import progress as progress_bar
+    from prefkit import progress as progress_bar
 
     cfg = {"model": opts.model, "lora_r": opts.lora_r, "lora_alpha": opts.lora_alpha, "lora_dropout": opts.lora_dropout,
            "lora_targets": None, "latent_dim": opts.latent_dim, "input_dim": data.input_dim, "beta": opts.beta,
@@ -333,7 +333,7 @@ def train_np_dpo(opts: DPOOptions, run, data: PairData, rows: list[dict[str, Any
 def train_baseline(opts: DPOOptions, run, data: PairData, rows: list[dict[str, Any]], device):
     """Plain DPO + LoRA on the train pairs, each labelled by a random user type (the core training layer)."""
     import prefkit
-    from prefkit.training import TrainConfig
+    from prefkit import TrainConfig
 
     rng = random.Random(opts.seed)
     train_rows = []
@@ -404,7 +404,7 @@ def _aggregate(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def run_dpo(opts: DPOOptions, run) -> dict[str, Any]:
-    from prefkit.console import info
+    from prefkit import info
 
     device = _device(opts.device)
     done = run.metrics()
@@ -437,9 +437,9 @@ def run_dpo(opts: DPOOptions, run) -> dict[str, Any]:
 
 def evaluate_dpo_runs(runs: list[str], labels: str | None, opts, run_opts) -> dict[str, Any]:
     """``prefkit nppl eval`` on NP-DPO / baseline DPO runs: implicit-reward accuracy vs context size."""
-    from prefkit.console import info, print_json, print_table
-    from prefkit.options import split_csv
-    from prefkit.runs import Run
+    from prefkit import info, print_json, print_table
+    from prefkit import split_csv
+    from prefkit import Run
 
     from .commands import _open
     from .evaluation import plot_accuracy, summarise
@@ -494,7 +494,7 @@ def _context_latent(policy: NPPolicy, cfg: dict[str, Any], context: str | None, 
     L = int(cfg["latent_dim"])
     if not context:
         return torch.zeros(1, L, device=device)
-    from prefkit.data import read_table
+    from prefkit import read_table
 
     items = read_table(context)
     if not items:

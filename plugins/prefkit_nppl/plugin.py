@@ -12,7 +12,7 @@ from typing import List, Optional
 import typer
 
 import prefkit
-from prefkit.options import RunOptions, with_options
+from prefkit import RunOptions, with_options
 
 from .config import DPOOptions, EmbedOptions, EvalOptions, TrainOptions
 

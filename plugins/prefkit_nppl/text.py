@@ -32,7 +32,7 @@ import random
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from prefkit.errors import UsageError
+from prefkit import UsageError
 
 TASKS = ("length", "label", "uf-hh", "uf-hht")
 TASK_TYPES = {"length": ["longer", "shorter"], "label": ["chosen", "rejected"],
@@ -140,7 +140,7 @@ def default_datasets(task: str, data_dir: str | None = None) -> list[str]:
             if cand.is_dir():
                 return [str(cand)]
     # otherwise the registered persona-tailoring source (local mirror first, then the hub), if installed
-    from prefkit.plugins import registry
+    from prefkit import registry
 
     if "persona-tailoring" in registry("datasets"):
         return ["persona-tailoring:BeaverTails"]
@@ -149,7 +149,7 @@ def default_datasets(task: str, data_dir: str | None = None) -> list[str]:
 
 
 def _splits_of(spec: str, split: str | None) -> list[str | None]:
-    from prefkit.options import split_csv
+    from prefkit import split_csv
 
     if split:
         return split_csv(split)
@@ -238,7 +238,7 @@ class SentenceTransformerEmbedder(Embedder):
     """A sentence-transformer over "prompt\\n\\nresponse" (all-MiniLM-L6-v2 is bundled offline)."""
 
     def __init__(self, name: str, device: str = "cpu"):
-        from prefkit.embeddings import embedding_dimension, load_sentence_transformer
+        from prefkit import embedding_dimension, load_sentence_transformer
 
         quiet_transformers()
         self.model = load_sentence_transformer(name, device=device)
@@ -305,7 +305,7 @@ class CausalLMEmbedder(Embedder):
 
 def get_embedder(name: str, device: str = "cpu", max_length: int = 512) -> Embedder:
     """``hf:MODEL`` → causal LM; ``st:NAME`` or a known sentence-transformer → sentence-transformers."""
-    from prefkit.embeddings import is_bundled
+    from prefkit import is_bundled
 
     if name.startswith("hf:"):
         return CausalLMEmbedder(name[3:], device, max_length)
@@ -330,8 +330,8 @@ def build_and_embed(opts, run) -> dict[str, Any]:
     import torch
     from safetensors.torch import load_file, save_file
 
-    from prefkit.console import info
-    from prefkit.console import progress as progress_bar
+    from prefkit import info
+    from prefkit import progress as progress_bar
 
     from .data import PairData, random_split
     from .training import resolve_device
@@ -390,7 +390,7 @@ def build_and_embed(opts, run) -> dict[str, Any]:
 
 def pair_rows(directory: str | Path) -> list[dict[str, Any]]:
     """The text rows of an embedding directory, in the order of its tensors."""
-    from prefkit.runs import read_jsonl
+    from prefkit import read_jsonl
 
     rows = read_jsonl(Path(directory) / "results.jsonl")
     rows.sort(key=lambda r: (int(r.get("chunk", 0)), int(r.get("pos", 0))))

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import torch
 
-from prefkit.errors import UsageError
+from prefkit import UsageError
 
 from .config import ModelConfig, TrainOptions
 from .data import PairData, load_data, sample_train_batch, val_batches
@@ -108,8 +108,8 @@ def load_resume(path: Path, model: RewardModel, opt: torch.optim.Optimizer, devi
 def train_reward_model(opts: TrainOptions, run, data: PairData | None = None,
                        on_log: Callable[[dict], None] | None = None, progress: bool = True) -> dict[str, Any]:
     """Train per ``opts`` into ``run`` (a :class:`prefkit.Run`); returns the summary metrics."""
-    from prefkit.console import info
-    from prefkit.console import progress as progress_bar
+    from prefkit import info
+    from prefkit import progress as progress_bar
 
     opts.validate()
     device = resolve_device(opts.device)
@@ -195,7 +195,7 @@ def train_reward_model(opts: TrainOptions, run, data: PairData | None = None,
 
 def load_run_model(run_dir: str | Path, device="cpu") -> tuple[RewardModel, dict[str, Any]]:
     """The kept model of a ``prefkit nppl train`` run and the run's manifest config."""
-    from prefkit.runs import Run
+    from prefkit import Run
 
     run = Run.load(run_dir)
     if run.manifest.get("command") != "nppl train":

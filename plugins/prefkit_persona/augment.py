@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefkit.errors import PrefkitError, UsageError, one_line
+from prefkit import PrefkitError, UsageError, one_line
 
 from .inference import SIDES
 from .runs import load_persona_run
@@ -74,7 +74,7 @@ def augment(run_dir: str | Path, output_dir: str | Path | None = None, *, data_d
             keep_missing: bool = False, push_to_hub: str | None = None, private: bool = False) -> dict[str, Any]:
     import datasets
 
-    from prefkit.data import load_rows
+    from prefkit import load_rows
 
     prun = load_persona_run(run_dir)
     info = prun.manifest.get("persona") or {}

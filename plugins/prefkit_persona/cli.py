@@ -11,9 +11,9 @@ from typing import List, Optional
 
 import typer
 
-from prefkit.backends import BackendOptions
-from prefkit.judging import JudgeOptions
-from prefkit.options import RunOptions, split_csv, with_options
+from prefkit import BackendOptions
+from prefkit import JudgeOptions
+from prefkit import RunOptions, split_csv, with_options
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -62,7 +62,7 @@ def infer_personas_cmd(
     Runs on the local default model unless you pick a backend; results go to
     runs/infer-personas/<run-name>/results.jsonl and re-running resumes.
     """
-    from prefkit.console import console, print_json, print_table
+    from prefkit import console, print_json, print_table
 
     from .inference import InferConfig, infer_personas
     from .runs import load_persona_run
@@ -92,8 +92,8 @@ def infer_personas_cmd(
 @persona_app.command("strategies")
 def strategies_cmd(json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List persona-inference strategies."""
-    from prefkit.console import print_json, print_table
-    from prefkit.plugins import registry
+    from prefkit import print_json, print_table
+    from prefkit import registry
 
     rows = [{"name": e.name, "plugin": e.plugin, "description": getattr(e.obj, "description", "")}
             for e in registry("persona_strategies").entries()]
@@ -115,8 +115,8 @@ def prompt_cmd(
     """Print the exact persona-inference prompt for one row (to check an edited template)."""
     import sys
 
-    from prefkit.data import load_records
-    from prefkit.errors import UsageError
+    from prefkit import load_records
+    from prefkit import UsageError
 
     from .inference import get_strategy, pi_inputs
     from .splits import INFERENCE_SPLITS, canonical_split
@@ -150,7 +150,7 @@ def accuracy_cmd(
     run: RunOptions,
 ) -> None:
     """Persona accuracy: does a judge, told the persona, pick the response it was inferred for? (both orders)"""
-    from prefkit.console import console, print_json, print_table
+    from prefkit import console, print_json, print_table
 
     from .evaluation import persona_accuracy
 
@@ -193,7 +193,7 @@ def prefs_cmd(
     run: RunOptions,
 ) -> None:
     """Chosen-side vs rejected-side persona of each prompt: which is the more typical user? (both orders; disagreement = tie)"""
-    from prefkit.console import console, print_json, print_table
+    from prefkit import console, print_json, print_table
 
     from .evaluation import persona_prefs
 
@@ -224,7 +224,7 @@ def saliency_cmd(
     """Most salient words of chosen-side vs rejected-side personas (count(w, side) / count(w))."""
     import json
 
-    from prefkit.console import console, print_json, print_table, warn
+    from prefkit import console, print_json, print_table, warn
 
     from .runs import load_persona_run
     from .saliency import STOPWORDS, saliency
@@ -264,7 +264,7 @@ def augment_cmd(
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Add chosen_persona_gold / rejected_persona_gold to the run's source dataset (joined by row_id) and save it."""
-    from prefkit.console import console, print_json
+    from prefkit import console, print_json
 
     from .augment import augment
 
@@ -296,7 +296,7 @@ def retrieve_cmd(
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Fill each target row's retrieved personas from the nearest other pool row (by prompt)."""
-    from prefkit.console import console, print_json
+    from prefkit import console, print_json
 
     from .retrieval import retrieve
 

@@ -16,11 +16,10 @@ an interrupted evaluation resumes; metrics are computed from those records.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from prefkit.errors import UsageError
+from prefkit import UsageError
 
 from . import templates
 from .inference import SIDES
@@ -34,29 +33,17 @@ ORDER_NAMES = {"ab": "chosen shown first", "ba": "rejected shown first"}
 
 
 def plugin_rubrics() -> list[Any]:
-    from prefkit.judging import Rubric
+    from prefkit import Rubric
 
     return [Rubric.from_file(templates.PROMPTS_DIR / "rubric_persona_choice.yaml"),
             Rubric.from_file(templates.PROMPTS_DIR / "rubric_persona_typicality.yaml")]
 
 
-def _se(p: float, n: int) -> float:
-    return math.sqrt(p * (1 - p) / n) if n else float("nan")
-
-
-def _mean_se(values: Sequence[float]) -> tuple[float, float]:
-    n = len(values)
-    if not n:
-        return float("nan"), float("nan")
-    m = sum(values) / n
-    if n < 2:
-        return m, float("nan")
-    var = sum((v - m) ** 2 for v in values) / (n - 1)
-    return m, math.sqrt(var / n)
+from prefkit import mean_se as _mean_se, proportion_se as _se  # noqa: E402  (defined once, in the core)
 
 
 def _judge_slug(options: Any) -> str:
-    from prefkit.runs import slug
+    from prefkit import slug
 
     model = getattr(options, "model", None) or getattr(options, "backend", None) or "default"
     return slug(str(model).split("/")[-1])
@@ -70,8 +57,8 @@ def _out_dir(output_dir: str | None, prun: PersonaRun, many: bool) -> str | None
 
 def _judge_run(command: str, prun: PersonaRun, items: list[dict[str, Any]], rubric: Any, options: Any, judge: Any,
                *, output_dir: str | None, run_name: str | None, fresh: bool) -> tuple[Any, list[dict[str, Any]]]:
-    from prefkit.judging import judge_pairwise
-    from prefkit.runs import Run
+    from prefkit import judge_pairwise
+    from prefkit import Run
 
     ident = {"personas": str(prun.path.resolve()), "rubric": rubric.fingerprint(),
              "judge": options.identity() if hasattr(options, "identity") else {},
@@ -85,8 +72,8 @@ def _judge_run(command: str, prun: PersonaRun, items: list[dict[str, Any]], rubr
 
 
 def _setup(runs: Sequence[str | Path], options: Any, judge: Any, rubric: Any, default_rubric: str):
-    from prefkit.backends import BackendOptions
-    from prefkit.judging import JudgeOptions, get_rubric
+    from prefkit import BackendOptions
+    from prefkit import JudgeOptions, get_rubric
 
     if not runs:
         raise UsageError("give at least one persona-inference run directory")
@@ -175,7 +162,7 @@ def persona_accuracy(runs: Sequence[str | Path], options: Any = None, judge: Any
 
 def accuracy_plot(results: list[dict[str, Any]], path: str | Path, metric: str = "both_orders") -> list[Path]:
     """Grouped bars: one group per run, chosen vs rejected personas, s.e. bars, dashed chance line."""
-    from prefkit.reports import plots
+    from prefkit import plots
 
     groups = _unique_labels([r["label"] for r in results])
     series = {f"{s} personas": [r["accuracy"][s][metric]["accuracy"] for r in results] for s in SIDES}
@@ -250,7 +237,7 @@ def persona_prefs(runs: Sequence[str | Path], options: Any = None, judge: Any = 
                         "judge_run": str(run.path), "prefs": metrics, "failures": failed})
     out: dict[str, Any] = {"runs": results}
     if make_plot:
-        from prefkit.reports import plots
+        from prefkit import plots
 
         target = Path(plot) if plot else (Path(results[0]["judge_run"]) / "prefs" if len(results) == 1
                                           else Path(results[0]["judge_run"]).parent / "prefs-compare")

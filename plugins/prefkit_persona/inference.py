@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import prefkit
-from prefkit.errors import UsageError
+from prefkit import UsageError
 
 from . import templates
 from .splits import INFERENCE_SPLITS, canonical_split
@@ -145,7 +145,7 @@ class ZeroShotStrategy(PersonaStrategy):
 
 
 def get_strategy(name: str) -> PersonaStrategy:
-    from prefkit.plugins import registry
+    from prefkit import registry
 
     reg = registry("persona_strategies")
     if name not in reg:
@@ -171,7 +171,7 @@ def pi_inputs(records: Iterable[Any], sides: Iterable[str] = SIDES) -> list[PIIn
 
 def build_requests(items: list[PIInput], strategy: PersonaStrategy, ctx: PromptContext,
                    *, stop: list[str] | None = None, max_tokens: int | None = None) -> list[Any]:
-    from prefkit.backends import ChatRequest
+    from prefkit import ChatRequest
 
     reqs = []
     for it in items:
@@ -229,9 +229,9 @@ DEFAULT_MAX_TOKENS = 200
 def infer_personas(config: InferConfig, options: Any = None, *, output_dir: str | None = None,
                    run_name: str | None = None, fresh: bool = False, progress: bool = True) -> dict[str, Any]:
     """Run persona inference; returns a summary (run directory, counts, flags). Resumes by default."""
-    from prefkit.backends import BackendOptions, run_requests
-    from prefkit.data import load_records
-    from prefkit.runs import Run, slug
+    from prefkit import BackendOptions, run_requests
+    from prefkit import load_records
+    from prefkit import Run, slug
 
     options = options if options is not None else BackendOptions()
     try:

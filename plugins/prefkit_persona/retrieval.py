@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from prefkit.embeddings import DEFAULT_EMBEDDER
-from prefkit.errors import UsageError
+from prefkit import DEFAULT_EMBEDDER
+from prefkit import UsageError
 
 from .augment import row_ids, save_quietly
 
@@ -58,7 +58,7 @@ class SentenceEmbedder:
 
     def model(self):
         if self._model is None:
-            from prefkit.embeddings import load_sentence_transformer
+            from prefkit import load_sentence_transformer
 
             try:
                 self._model = load_sentence_transformer(self.name, device="cpu")
@@ -69,7 +69,7 @@ class SentenceEmbedder:
     def encode(self, texts: Sequence[str], description: str) -> Any:
         import numpy as np
 
-        from prefkit.console import progress
+        from prefkit import progress
 
         model = self.model()
         out = []
@@ -79,7 +79,7 @@ class SentenceEmbedder:
                 out.append(model.encode(chunk, batch_size=self.batch_size, normalize_embeddings=True,
                                         show_progress_bar=False))
                 bar.advance(task, len(chunk))
-        from prefkit.embeddings import embedding_dimension
+        from prefkit import embedding_dimension
 
         return np.concatenate(out) if out else np.zeros((0, embedding_dimension(model)))
 
@@ -115,7 +115,7 @@ def nearest(scores: Any, target_keys: Sequence[tuple[str, str]], pool_keys: Sequ
 
 
 def load_split_rows(dataset: str, split: str, data_dir: str | None) -> list[dict[str, Any]]:
-    from prefkit.data import load_rows
+    from prefkit import load_rows
 
     return load_rows(dataset, split=split, data_dir=data_dir)
 
@@ -146,7 +146,7 @@ def retrieve(split: str, *, pool_splits: Sequence[str] = ("sft_train", "dpo_trai
     """Fill ``*_persona_retr`` for the target split; save it and report agreement with the dataset's own."""
     import datasets
 
-    from prefkit.runs import Run, slug
+    from prefkit import Run, slug
 
     from .splits import TAILORING_PARTS, TAILORING_SPLITS, canonical_split
 

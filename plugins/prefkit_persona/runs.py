@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prefkit.errors import UsageError
+from prefkit import UsageError
 
 from .inference import SIDES
 
@@ -43,7 +43,7 @@ class PersonaRun:
 
 def load_persona_run(path: str | Path, *, need_personas: bool = True) -> PersonaRun:
     """A persona-inference run directory, with one clear error for anything unusable."""
-    from prefkit.runs import Run
+    from prefkit import Run
 
     p = Path(path)
     if not p.exists():

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from prefkit.data import NamedSource
-from prefkit.errors import UsageError
+from prefkit import NamedSource
+from prefkit import UsageError
 
 from .splits import (INFERENCE_HUB_ID, INFERENCE_SPLITS, MNEMONIC_TEST_NOTE, PERSONA_COLUMNS, TAILORING_HUB_ID,
                      TAILORING_PARTS, TAILORING_SPLITS, canonical_split)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from prefkit.errors import UsageError
+from prefkit import UsageError
 
 INFERENCE_SPLITS = ("BeaverTails", "Anthropic HHH", "Mnemonic", "SHP")
 TAILORING_SPLITS = ("BeaverTails", "Anthropic HHH", "Mnemonic")

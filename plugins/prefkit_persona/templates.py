@@ -14,7 +14,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from prefkit.errors import UsageError
+from prefkit import UsageError
 
 from .splits import split_slug
 

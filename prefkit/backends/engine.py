@@ -522,11 +522,9 @@ def run_requests(requests: Iterable[ChatRequest], options: BackendOptions | str 
 def _write_run_metrics(run, summary: dict[str, Any]) -> None:
     prev = (run.metrics() or {}).get("llm") or {}
     add = ("sent", "retries", "prompt_tokens", "completion_tokens", "cached")
-    llm = {k: int(prev.get(k) or 0) + int(summary.get(k) or 0) for k in add}
-    if summary.get("cost_usd") is None or (prev and prev.get("cost_usd") is None and prev.get("sent")):
-        llm["cost_usd"] = None
-    else:
-        llm["cost_usd"] = round(float(prev.get("cost_usd") or 0.0) + float(summary.get("cost_usd") or 0.0), 6)
+    from ..usage import merge_usage
+
+    llm = merge_usage({k: prev[k] for k in (*add, "cost_usd") if k in prev}, summary, counts=add)
     llm.update({"backend": summary.get("backend") or prev.get("backend"),
                 "model": summary.get("model") or prev.get("model"),
                 "results": len(run.done_keys()), "failed_unresolved": len(run.failures()),

@@ -115,13 +115,9 @@ def _store_llm_summary(run, summary: dict[str, Any]) -> None:
     if run is None or summary.get("dry_run"):
         return
     prev = (run.metrics() or {}).get("llm") or {}
-    llm = dict(prev)
-    for k in ("sent", "retries", "prompt_tokens", "completion_tokens", "cached"):
-        llm[k] = int(prev.get(k) or 0) + int(summary.get(k) or 0)
-    if summary.get("cost_usd") is None or ("cost_usd" in prev and prev.get("cost_usd") is None):
-        llm["cost_usd"] = None
-    else:
-        llm["cost_usd"] = round(float(prev.get("cost_usd") or 0.0) + float(summary.get("cost_usd") or 0.0), 6)
+    from ..usage import merge_usage
+
+    llm = merge_usage(dict(prev), summary, counts=("sent", "retries", "prompt_tokens", "completion_tokens", "cached"))
     llm.update({"backend": summary.get("backend"), "model": summary.get("model"),
                 "sessions": int(prev.get("sessions") or 0) + 1})
     run.write_metrics({"llm": llm})

@@ -53,12 +53,11 @@ def outcome_counts(verdicts: Iterable[Any]) -> dict[str, int]:
 
 
 def _sem(values) -> float | None:
-    import numpy as np
+    """The core's mean ± SE rule (``prefkit.mean_se``); None where the SE is undefined (JSON-friendly)."""
+    from ..stats import mean_se
 
-    n = len(values)
-    if n < 2:
-        return None
-    return float(np.std(values, ddof=1) / math.sqrt(n))
+    se = mean_se(values)[1]
+    return None if math.isnan(se) else se
 
 
 def _interval(samples, confidence: float) -> list[float] | None:

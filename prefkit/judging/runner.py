@@ -40,13 +40,9 @@ class Slot:
 
 
 def _merge_stats(total: dict[str, Any], stats: dict[str, Any]) -> None:
-    for k in ("requests", "completed", "failed", "cached", "sent", "retries", "not_sent", "prompt_tokens",
-              "completion_tokens"):
-        total[k] = int(total.get(k) or 0) + int(stats.get(k) or 0)
-    if stats.get("cost_usd") is None or total.get("cost_usd", 0.0) is None:
-        total["cost_usd"] = None
-    else:
-        total["cost_usd"] = round(float(total.get("cost_usd") or 0.0) + float(stats["cost_usd"]), 6)
+    from ..usage import merge_usage
+
+    merge_usage(total, stats)  # counters + cost, one "cost unknown" rule
     total["elapsed_s"] = round(float(total.get("elapsed_s") or 0.0) + float(stats.get("elapsed_s") or 0.0), 3)
     for k in ("backend", "model", "stopped", "dry_run"):
         if stats.get(k) is not None:

@@ -256,13 +256,12 @@ class PreparedTraining:
         eval_rows = normalize_rows(self.kind, _rows(eval_data), cfg.format, template) if eval_data is not None else None
 
         # ---- the run directory
-        from ..runs import Run, slug
+        from ..runs import Run, runs_dir, slug
 
         model_label = Path(ref.name.rstrip("/")).name or "model"
         data_hash = fingerprint(train_rows)
         if output_dir is None:
-            base = Path(os.environ.get("PREFKIT_RUNS_DIR", "runs"))
-            output_dir = base / "train" / slug(run_name or f"{self.kind}-{model_label}-{data_hash[:8]}")
+            output_dir = runs_dir() / "train" / slug(run_name or f"{self.kind}-{model_label}-{data_hash[:8]}")
         out = Path(output_dir)
         self.output_dir = out
         identity = {"kind": self.kind, "model": _abs(ref.name), "data": data_hash,

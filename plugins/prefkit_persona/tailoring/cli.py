@@ -11,8 +11,8 @@ from typing import Optional
 import typer
 
 import prefkit
-from prefkit.judging import JudgeOptions
-from prefkit.options import RunOptions, opt, with_options
+from prefkit import JudgeOptions
+from prefkit import RunOptions, opt, with_options
 
 from .formats import INFERENCE_TYPES, TRAINING_TYPES
 
@@ -70,7 +70,7 @@ class GenerateOptions(prefkit.BackendOptions):
 
 
 def _echo_summary(summary: dict, json_: bool, title: str) -> None:
-    from prefkit.console import console, print_json
+    from prefkit import console, print_json
 
     if json_:
         print_json(summary)
@@ -150,7 +150,7 @@ def _generate(model: str, split: str, inference_type: str, training_type: Option
                        skip_empty=skip_empty, output_dir=run.output_dir, run_name=run.run_name, fresh=run.fresh)
     _echo_summary(summary, json_, f"{summary['done']}/{summary['rows']} answers in {summary['run']}")
     if summary["failed"]:
-        from prefkit.console import warn
+        from prefkit import warn
 
         warn(f"{summary['failed']} rows failed; re-run the same command to retry them")
 
@@ -256,7 +256,7 @@ def judge_cmd(
                         system_persona=system_persona, data_dir=data_dir, limit=limit, bootstrap=bootstrap,
                         plot=plot, output_dir=run.output_dir, run_name=run.run_name, fresh=run.fresh)
     if json_:
-        from prefkit.console import print_json
+        from prefkit import print_json
 
         print_json(report)
     else:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefkit.errors import UsageError
+from prefkit import UsageError
 
 from .data import load_tailoring_rows
 from .formats import canonical_split, check_inference_personas, check_inference_type, inference_persona
@@ -97,8 +97,8 @@ def judge_runs(base_run: str, test_run: str, *, llm: Any = None, judge: Any = No
                fresh: bool = False, progress: bool = True) -> dict[str, Any]:
     """Judge ``test_run`` against ``base_run``; returns the report (also in the run's metrics.json)."""
     import prefkit
-    from prefkit.judging import JudgeOptions, get_rubric, judge_pairwise
-    from prefkit.options import split_csv
+    from prefkit import JudgeOptions, get_rubric, judge_pairwise
+    from prefkit import split_csv
 
     llm = prefkit.BackendOptions() if llm is None else llm
     judge = judge or JudgeOptions()
@@ -166,7 +166,7 @@ def judge_runs(base_run: str, test_run: str, *, llm: Any = None, judge: Any = No
 
 def summarize(verdicts: dict[str, list[dict[str, Any]]], *, bootstrap: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Per rubric: counts (test wins / ties / base wins / failed) and win rates with CIs; ΔPQ."""
-    from prefkit.judging import delta_pq, win_rate
+    from prefkit import delta_pq, win_rate
 
     out: dict[str, Any] = {"rubrics": {}}
     for name, vs in verdicts.items():
@@ -189,7 +189,8 @@ def summarize(verdicts: dict[str, list[dict[str, Any]]], *, bootstrap: int = 100
 
 
 def plot_report(report: dict[str, Any], path: Path) -> list[Path]:
-    from prefkit.reports.plots import stacked_bars
+    from prefkit import plots
+    stacked_bars = plots.stacked_bars
 
     names = list(report["rubrics"])
     r = report["rubrics"]
@@ -212,7 +213,7 @@ def _fmt_ci(ci: Any) -> str:
 
 
 def print_report(report: dict[str, Any]) -> None:
-    from prefkit.console import console, print_table
+    from prefkit import console, print_table
 
     rows = []
     for name, v in report["rubrics"].items():

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefkit.errors import UsageError
+from prefkit import UsageError
 
 from .formats import PERSONA_COLUMNS, canonical_split, check_data_split
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Sequence
 
-from prefkit.errors import UsageError
+from prefkit import UsageError
 
 TRAINING_TYPES = ("chosen", "rejected", "all", "none")
 INFERENCE_TYPES = ("gold-chosen", "gold-rejected", "retr-chosen", "retr-rejected", "system", "none")

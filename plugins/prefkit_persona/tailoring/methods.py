@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prefkit.errors import UsageError
+from prefkit import UsageError
 
 from .data import load_tailoring_rows
 from .formats import (STOP, build_input, canonical_split, check_format, check_inference_personas,
@@ -132,7 +131,7 @@ def train_tailored(kind: str, model: str, *, split: str, training_type: str, con
     if kind == "dpo":
         sft_meta = read_model_meta(start)
         if sft_meta.get("training_type") and sft_meta["training_type"] != training_type:
-            from prefkit.console import warn
+            from prefkit import warn
 
             warn(f"the SFT model was trained with training type {sft_meta['training_type']!r}; DPO uses {training_type!r}")
     train_raw = load_tailoring_rows(split, train_split, data_dir=data_dir, limit=limit)
@@ -145,7 +144,7 @@ def train_tailored(kind: str, model: str, *, split: str, training_type: str, con
     cfg = config if config is not None else paper_config(kind)
     # the rows are already in the tailoring text format: the training layer must not wrap them again
     cfg = cfg.replace(format=fmt, text_template="{prompt}")
-    runs_dir = Path(os.environ.get("PREFKIT_RUNS_DIR", "runs"))
+    runs_dir = prefkit.runs_dir()
     out = Path(output_dir) if output_dir else runs_dir / f"tailor-{kind}" / _slug(
         f"{split}-{training_type}-{model_label(start)}")
     result = prefkit.train(kind, start, train_rows, eval_rows, config=cfg, output_dir=out)

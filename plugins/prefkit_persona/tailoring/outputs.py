@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from prefkit.errors import UsageError
+from prefkit import UsageError
 
 from .formats import (build_input, canonical_split, check_inference_personas, check_inference_type,
                       check_training_type, clean_response, inference_persona, parse_output_name, response_seed)

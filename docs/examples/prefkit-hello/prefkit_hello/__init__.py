@@ -61,7 +61,7 @@ def register_commands(app):
         json_: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
         """Say hello with the plugin's own dataset (an example plugin command)."""
-        from prefkit.console import print_json, print_table
+        from prefkit import print_json, print_table
 
         records = prefkit.load_records("hello-prefs", limit=limit)
         rows = [{"row_id": r.row_id, "prompt": r.prompt_text, "chosen": r.chosen_text} for r in records]
