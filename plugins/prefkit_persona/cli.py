@@ -140,9 +140,9 @@ def accuracy_cmd(
     runs: List[str] = typer.Argument(..., help="One or more infer-personas run directories (compared in one plot)."),
     rubric: str = typer.Option("persona-choice", "--rubric", help="Judge criterion: a rubric name or a "
                                ".yaml/.json/.txt rubric file (default: persona-choice, which uses the persona)."),
-    plot: Optional[str] = typer.Option(None, "--plot", help="Plot path (PNG and PDF; default: in the judge run)."),
+    plot: Optional[str] = typer.Option(None, "--plot-to", help="Plot path (PNG and PDF; default: in the judge run)."),
     plot_metric: str = typer.Option("both_orders", "--plot-metric", help="Plotted accuracy: both_orders (strict) or mean."),
-    no_plot: bool = typer.Option(False, "--no-plot", help="Skip the plot."),
+    make_plot: bool = typer.Option(True, "--plot/--no-plot", help="Draw the plot."),
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
     *,
     llm: BackendOptions,
@@ -155,7 +155,7 @@ def accuracy_cmd(
     from .evaluation import persona_accuracy
 
     res = persona_accuracy(runs, llm, judge, rubric=rubric, output_dir=run.output_dir, run_name=run.run_name,
-                           fresh=run.fresh, plot=plot, plot_metric=plot_metric, make_plot=not no_plot)
+                           fresh=run.fresh, plot=plot, plot_metric=plot_metric, make_plot=make_plot)
     if json_:
         print_json(res)
         return
@@ -184,8 +184,8 @@ def prefs_cmd(
     runs: List[str] = typer.Argument(..., help="One or more infer-personas run directories."),
     rubric: str = typer.Option("persona-typicality", "--rubric", help="Judge criterion: a rubric name or a "
                                ".yaml/.json/.txt rubric file (the two personas are shown as Response A/B)."),
-    plot: Optional[str] = typer.Option(None, "--plot", help="Plot path (default: in the judge run)."),
-    no_plot: bool = typer.Option(False, "--no-plot", help="Skip the plot."),
+    plot: Optional[str] = typer.Option(None, "--plot-to", help="Plot path (default: in the judge run)."),
+    make_plot: bool = typer.Option(True, "--plot/--no-plot", help="Draw the plot."),
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
     *,
     llm: BackendOptions,
@@ -198,7 +198,7 @@ def prefs_cmd(
     from .evaluation import persona_prefs
 
     res = persona_prefs(runs, llm, judge, rubric=rubric, output_dir=run.output_dir, run_name=run.run_name,
-                        fresh=run.fresh, plot=plot, make_plot=not no_plot)
+                        fresh=run.fresh, plot=plot, make_plot=make_plot)
     if json_:
         print_json(res)
         return

@@ -67,7 +67,7 @@ def row_id_of(row: dict, index: int) -> str:
 class GenerateConfig:
     """What ``prefkit generate`` reads and how it builds each request (the command's own flags)."""
 
-    input: Optional[str] = opt(None, short="-i", help="Input file (.jsonl/.json/.csv/.parquet) or save_to_disk directory.")
+    input: Optional[str] = opt(None, help="Input file (.jsonl/.json/.csv/.parquet) or save_to_disk directory.")
     dataset: Optional[str] = opt(None, short="-d", help="Dataset spec: a registered name[:config], hf:ORG/NAME, or a path.")
     field: str = opt("prompt", help="Column holding the prompt (a string or a list of chat messages).")
     split: Optional[str] = opt(None, help="Dataset split.")

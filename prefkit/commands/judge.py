@@ -219,7 +219,7 @@ class PairwiseJudgeConfig(_JudgeInputs):
 class ScoreJudgeConfig(_JudgeInputs):
     """``prefkit judge score``: each response scored against a rubric."""
 
-    input: str = opt(short="-i", help=f"Outputs to score: {_SOURCE_HELP}.")
+    input: str = opt(help=f"Outputs to score: {_SOURCE_HELP}.")
     min_score: int = opt(1, help="Lowest score.")
     max_score: int = opt(5, help="Highest score.")
     label: Optional[str] = opt(None, help="Name of the outputs in reports.")
@@ -528,12 +528,13 @@ def winrate_command(
     run_dirs: list[str] = typer.Argument(..., help="Judge run directories (from `prefkit judge pairwise`; "
                                          "`judge score` runs report their mean score)."),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% CIs (0: none)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    seed: int = typer.Option(0, "--bootstrap-seed", help="Seed of the bootstrap (the same flag as on the judge "
+                             "commands; --seed is always a sampling seed)."),
     length_controlled: bool = typer.Option(False, "--length-controlled", help="Also report the length-controlled "
                                            "win rate (logistic regression on the length difference, at zero)."),
     metric: str = typer.Option("win_rate", "--metric", help="What the plot shows for several runs: win_rate (ties "
                                "excluded), win_rate_ties_half, lc_win_rate."),
-    plot: Optional[str] = typer.Option(None, "--plot", help="Write a plot to FILE (.png; a .pdf and "
+    plot: Optional[str] = typer.Option(None, "--plot-to", help="Write a plot to FILE (.png; a .pdf and "
                                        "FILE-outcomes.png/.pdf come along)."),
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -552,7 +553,7 @@ def winrate_command(
         raise UsageError(f"--bootstrap must be 0 or more (got {bootstrap})")
     if plot and Path(plot).suffix.lower() not in ("", ".png", ".pdf"):
         # any other suffix would make FILE and FILE-outcomes resolve to the same .png/.pdf
-        raise UsageError(f"--plot must be a .png or .pdf file (got {plot})")
+        raise UsageError(f"--plot-to must be a .png or .pdf file (got {plot})")
     if metric == "lc_win_rate":
         length_controlled = True
     entries = [_run_entry(p, bootstrap=bootstrap, seed=seed, length_controlled=length_controlled) for p in run_dirs]
@@ -604,7 +605,7 @@ def winrate_command(
                  + f"  (WR_personalization {d['wr_personalization']:.3f} + WR_quality {d['wr_quality']:.3f} − 1)")
     if plot:
         if not pairwise:
-            raise UsageError("--plot needs at least one pairwise judge run")
+            raise UsageError("--plot-to needs at least one pairwise judge run")
         written = plot_winrates(pairwise, plot, metric=metric)
         if not json_:
             info("plot: " + ", ".join(str(p) for p in written))

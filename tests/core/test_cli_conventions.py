@@ -42,6 +42,6 @@ def test_judge_commands_reject_negative_bootstrap(prefkit_home, tmp_path):
 
 def test_winrate_plot_rejects_other_suffixes(prefkit_home, tmp_path):
     # FILE.txt used to write FILE.png twice: the outcomes plot overwrote the win-rate plot
-    res = cli("winrate", str(tmp_path), "--plot", str(tmp_path / "p.txt"))
-    assert "--plot must be a .png or .pdf file" in _one_error_line(res)
+    res = cli("winrate", str(tmp_path), "--plot-to", str(tmp_path / "p.txt"))
+    assert "--plot-to must be a .png or .pdf file" in _one_error_line(res)
     assert not (tmp_path / "p.png").exists()

@@ -67,8 +67,8 @@ def test_judge_pairwise_against_fake_server(persona_data, prefkit_cli, fake_open
     assert r.json()["metrics"]["n"] == 15
 
     # prefkit winrate on the run
-    r = prefkit_cli("winrate", str(out), "--json", "--bootstrap", "300", "--seed", "1", "--length-controlled",
-                    "--plot", str(tmp_path / "wr.png"))
+    r = prefkit_cli("winrate", str(out), "--json", "--bootstrap", "300", "--bootstrap-seed", "1", "--length-controlled",
+                    "--plot-to", str(tmp_path / "wr.png"))
     assert r.exit_code == 0, r.stderr
     w = r.json()["runs"][0]
     assert w["kind"] == "pairwise" and w["metrics"]["n"] == 15 and w["rubric"] == "personalization"

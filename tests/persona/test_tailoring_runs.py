@@ -139,7 +139,7 @@ def test_judge_needs_a_persona_and_generation_runs(prefkit_cli, persona_data, ju
     r = prefkit_cli("tailor", "judge", base, base, "--backend", "mock", "--limit", "2")
     assert r.exit_code == 2 and "needs a persona" in r.stderr and "--persona-type" in r.stderr
     # with a persona type given it runs
-    r = prefkit_cli("tailor", "judge", base, base, "--backend", "mock", "--limit", "2", "-p", "retr-rejected",
+    r = prefkit_cli("tailor", "judge", base, base, "--backend", "mock", "--limit", "2", "--persona-type", "retr-rejected",
                     "--no-plot", "-o", str(tmp_path / "j"), "--json")
     assert r.exit_code == 0, r.output
     assert r.json()["persona_type"] == "retr-rejected"

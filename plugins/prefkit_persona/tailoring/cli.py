@@ -235,7 +235,7 @@ def import_cmd(
 def judge_cmd(
     base_run: str = typer.Argument(..., help="The baseline's generation run (e.g. DPO trained and run without personas)."),
     test_run: str = typer.Argument(..., help="The tailored model's generation run."),
-    persona_type: Optional[str] = typer.Option(None, "--persona-type", "-p", help="Whose persona the personalization "
+    persona_type: Optional[str] = typer.Option(None, "--persona-type", help="Whose persona the personalization "
                                                "judge sees: an inference type (default: TEST_RUN's, when it has one)."),
     rubrics: str = typer.Option("quality,personalization", "--rubrics", help="Comma-separated rubrics to judge with."),
     system_persona: Optional[str] = typer.Option(None, "--system-persona", help="The persona of --persona-type system "
