@@ -42,7 +42,7 @@ _LAZY = {
     "split_csv": "prefkit.options",
     "check_limit": "prefkit.options",
     # console helpers (stdout for data, stderr for status; one "Error:" line)
-    "console": "prefkit.console",
+    "rich_console": "prefkit.console:console",  # the stdout rich Console (``prefkit.console`` is a submodule)
     "info": "prefkit.console",
     "warn": "prefkit.console",
     "error_line": "prefkit.console",
@@ -109,8 +109,9 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'prefkit' has no attribute {name!r}")
+    module, _, attr = module.partition(":")
     mod = importlib.import_module(module)
-    value = mod if module.endswith("." + name) else getattr(mod, name)
+    value = getattr(mod, attr) if attr else mod if module.endswith("." + name) else getattr(mod, name)
     globals()[name] = value
     return value
 

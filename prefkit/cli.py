@@ -319,9 +319,17 @@ def main(argv: list[str] | None = None) -> None:
     if "--debug" in args:
         os.environ["PREFKIT_DEBUG"] = "1"
     debug = os.environ.get("PREFKIT_DEBUG", "") not in ("", "0")
+    if "prefkit.runs" in sys.modules:  # in-process callers (tests) run several commands
+        sys.modules["prefkit.runs"].unfinished_business(reset=True)
     try:
         rv = build_cli().main(args=args, prog_name="prefkit", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
+        if code == 0 and "prefkit.runs" in sys.modules:  # a run that ended incomplete: exit 1, say how to resume
+            from .console import error_line
+
+            for run in sys.modules["prefkit.runs"].unfinished_business(reset=True):
+                error_line(run.failure_summary())
+                code = max(code, sys.modules["prefkit.runs"].exit_code(run))
         if _interrupted:  # typer turns KeyboardInterrupt into a silent exit code 130
             from .console import error_line
 

@@ -129,6 +129,18 @@ def _status_of(outcome: Any) -> str:
     return normalize_status(run.manifest.get("status") or RUNNING)
 
 
+_finished_runs: dict[str, "Run"] = {}  # runs finished in this process since the CLI started the command
+
+
+def unfinished_business(reset: bool = False) -> list["Run"]:
+    """Runs finished since the last reset whose status calls for a non-zero exit (the CLI's exit code for
+    commands that do not call :func:`command_exit` themselves)."""
+    out = [r for r in _finished_runs.values() if exit_code(r) != ExitCode.OK]
+    if reset:
+        _finished_runs.clear()
+    return out
+
+
 def command_exit(outcome: "Run | str | Path | dict[str, Any]") -> None:
     """End a CLI command the same way everywhere.
 
@@ -539,6 +551,7 @@ class Run:
             self.manifest.setdefault("summary", {}).update(_jsonable(summary))
         self.save_manifest()
         self._finished = True
+        _finished_runs[str(self.path)] = self
 
     def failure_summary(self, limit: int = 5) -> str:
         """One line: which items failed (first ``limit`` keys), where they are recorded, how to resume."""

@@ -282,7 +282,7 @@ def generate(run: str, *, context: str | None, prompts: list[str], prompts_file:
     if as_json:
         print_json(rows)
     else:
-        from prefkit import console
+        from prefkit import rich_console as console
 
         for r in rows:
             console().rule(r["prompt"][:70])

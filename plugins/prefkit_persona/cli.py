@@ -62,7 +62,7 @@ def infer_personas_cmd(
     Runs on the local default model unless you pick a backend; results go to
     runs/infer-personas/<run-name>/results.jsonl and re-running resumes.
     """
-    from prefkit import console, print_json, print_table
+    from prefkit import rich_console as console, print_json, print_table
 
     from .inference import InferConfig, infer_personas
     from .runs import load_persona_run
@@ -150,7 +150,7 @@ def accuracy_cmd(
     run: RunOptions,
 ) -> None:
     """Persona accuracy: does a judge, told the persona, pick the response it was inferred for? (both orders)"""
-    from prefkit import console, print_json, print_table
+    from prefkit import rich_console as console, print_json, print_table
 
     from .evaluation import persona_accuracy
 
@@ -193,7 +193,7 @@ def prefs_cmd(
     run: RunOptions,
 ) -> None:
     """Chosen-side vs rejected-side persona of each prompt: which is the more typical user? (both orders; disagreement = tie)"""
-    from prefkit import console, print_json, print_table
+    from prefkit import rich_console as console, print_json, print_table
 
     from .evaluation import persona_prefs
 
@@ -224,7 +224,7 @@ def saliency_cmd(
     """Most salient words of chosen-side vs rejected-side personas (count(w, side) / count(w))."""
     import json
 
-    from prefkit import console, print_json, print_table, warn
+    from prefkit import rich_console as console, print_json, print_table, warn
 
     from .runs import load_persona_run
     from .saliency import STOPWORDS, saliency
@@ -264,7 +264,7 @@ def augment_cmd(
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Add chosen_persona_gold / rejected_persona_gold to the run's source dataset (joined by row_id) and save it."""
-    from prefkit import console, print_json
+    from prefkit import rich_console as console, print_json
 
     from .augment import augment
 
@@ -296,7 +296,7 @@ def retrieve_cmd(
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Fill each target row's retrieved personas from the nearest other pool row (by prompt)."""
-    from prefkit import console, print_json
+    from prefkit import rich_console as console, print_json
 
     from .retrieval import retrieve
 

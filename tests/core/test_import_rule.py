@@ -78,10 +78,23 @@ from . import sibling
 def test_public_list_is_explicit_and_documented():
     doc = prefkit.__doc__ or ""
     assert "prefkit.testing" in doc and "implementation details" in doc
-    for name in ("Run", "RunStatus", "ExitCode", "exit_code", "command_exit", "runs_dir", "slug", "mean_se",
+    for name in ("Run", "RunStatus", "ExitCode", "exit_code", "command_exit", "runs_dir", "slug", "mean_se", "rich_console",
                  "merge_usage", "check_limit", "info", "warn", "print_json", "print_table", "progress", "opt",
                  "with_options", "RunOptions", "PreferenceRecord", "load_records", "judge_pairwise", "registry",
                  "TrainConfig", "hookimpl", "hookspec"):
         assert name in prefkit.__all__, name
     guide = (ROOT / "docs" / "plugin-authors.md").read_text()
     assert "implementation details" in guide and "tests/core/test_import_rule.py" in guide
+
+
+def test_no_public_name_is_shadowed_by_a_submodule():
+    """``prefkit.console`` is bound to the submodule as soon as anything imports it, so a public name equal
+    to a submodule's name would silently change meaning; only module namespaces (``plots``) may do that."""
+    import importlib
+    import importlib.util
+
+    for name in prefkit.__all__:
+        if importlib.util.find_spec(f"prefkit.{name}") is not None:
+            importlib.import_module(f"prefkit.{name}")
+            assert getattr(prefkit, name) is importlib.import_module(f"prefkit.{name}"), name
+            assert prefkit._LAZY[name] == f"prefkit.{name}", f"{name} names both a submodule and something else"

@@ -273,3 +273,23 @@ def test_command_exit_prints_which_items_failed_and_exits_1(prefkit_cli, tmp_pat
         assert res.exit_code == 1
         assert "Error:" in res.stderr and "(b;" in res.stderr and "re-run the same command" in res.stderr
         assert prefkit_cli("fine").exit_code == 0
+
+
+def test_every_command_gets_the_exit_code_of_its_runs(prefkit_cli, tmp_path):
+    """A command body that never calls command_exit still exits 1 when its run ended incomplete."""
+    import prefkit
+    from prefkit.testing import registered_plugin
+
+    class Plugin:
+        @prefkit.hookimpl
+        def register_commands(self, app):
+            @app.command("half-done")
+            def half_done():
+                with prefkit.Run.open("half-done", output_dir=tmp_path / "h") as run:
+                    run.expect(["a", "b"])
+                    run.append({"row_id": "a"})
+
+    with registered_plugin(Plugin(), "half-plugin"):
+        res = prefkit_cli("half-done")
+        assert res.exit_code == 1 and "1 items have no result" in res.stderr and "re-run" in res.stderr
+        assert prefkit_cli("runs", "list", "--dir", str(tmp_path)).exit_code == 0  # nothing leaks into the next

@@ -70,7 +70,7 @@ class GenerateOptions(prefkit.BackendOptions):
 
 
 def _echo_summary(summary: dict, json_: bool, title: str) -> None:
-    from prefkit import console, print_json
+    from prefkit import rich_console as console, print_json
 
     if json_:
         print_json(summary)

@@ -213,7 +213,7 @@ def _fmt_ci(ci: Any) -> str:
 
 
 def print_report(report: dict[str, Any]) -> None:
-    from prefkit import console, print_table
+    from prefkit import rich_console as console, print_table
 
     rows = []
     for name, v in report["rubrics"].items():
