@@ -283,13 +283,16 @@ def _register_plugin_commands() -> None:
     register_commands(app)
 
 
-def _sigterm_as_interrupt() -> None:
-    """``kill`` (SIGTERM) ends a run like Ctrl-C: results are flushed, the manifest says "interrupted"."""
+def _sigterm_as_interrupt() -> dict:
+    """``kill`` (SIGTERM) ends a run like Ctrl-C: results are flushed, the manifest says "interrupted".
+
+    Returns the handlers it replaced (``main`` puts them back for in-process callers)."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
-        return
+        return {}
+    old = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def handler(signum, frame):
         global _interrupted
@@ -300,7 +303,18 @@ def _sigterm_as_interrupt() -> None:
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
     except (ValueError, OSError):  # pragma: no cover - not the main thread / unsupported
-        pass
+        return {}
+    return old
+
+
+def _restore_signals(old: dict) -> None:
+    import signal
+
+    for sig, h in old.items():
+        try:
+            signal.signal(sig, h if h is not None else signal.SIG_DFL)
+        except (ValueError, OSError):  # pragma: no cover
+            pass
 
 
 _interrupted = False
@@ -315,7 +329,7 @@ def main(argv: list[str] | None = None) -> None:
         from click import exceptions as click_exc
 
     args = list(sys.argv[1:] if argv is None else argv)
-    _sigterm_as_interrupt()
+    old_handlers = _sigterm_as_interrupt()
     if "--debug" in args:
         os.environ["PREFKIT_DEBUG"] = "1"
     debug = os.environ.get("PREFKIT_DEBUG", "") not in ("", "0")
@@ -372,4 +386,6 @@ def main(argv: list[str] | None = None) -> None:
 
         error_line(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)")
         code = 1
+    finally:
+        _restore_signals(old_handlers)
     sys.exit(code)

@@ -293,3 +293,26 @@ def test_every_command_gets_the_exit_code_of_its_runs(prefkit_cli, tmp_path):
         res = prefkit_cli("half-done")
         assert res.exit_code == 1 and "1 items have no result" in res.stderr and "re-run" in res.stderr
         assert prefkit_cli("runs", "list", "--dir", str(tmp_path)).exit_code == 0  # nothing leaks into the next
+
+
+def test_sigterm_inside_the_block_is_interrupted_from_python_too(tmp_path):
+    """Without the CLI: the Run context manager itself turns SIGTERM into a recorded 'interrupted'."""
+    script = textwrap.dedent(f"""
+        import time
+        import prefkit
+        with prefkit.Run.open("py-job", output_dir={str(tmp_path / 'run')!r}) as run:
+            for i in range(100000):
+                run.append({{"row_id": str(i)}})
+                time.sleep(0.01)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    results = tmp_path / "run" / "results.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (results.exists() and results.stat().st_size > 50):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert proc.returncode != 0
+    m = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert m["status"] == "interrupted" and m["counts"]["results"] >= 1
+    assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)  # this process's handler untouched
