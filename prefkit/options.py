@@ -68,12 +68,13 @@ def _option_params(cls: type, prefix: str) -> tuple[inspect.Parameter, ...]:
             f.default_factory() if f.default_factory is not _MISSING else None)  # type: ignore[misc]
         if isinstance(default, (list, tuple, dict)):  # the dataclass default applies when the flag is absent
             default = None
-        names = [_flag_for(f)]
+        # a prefix renames the flag too (two option groups on one command must not both claim --model)
+        names = [_flag_for(f) if not prefix else "--" + (prefix + f.name).replace("_", "-")]
         t = _cli_type(f, hints)
         if t is bool or t == "bool":
             base = names[0][2:]
             names = [f"--{base}/--no-{base}"]
-        if f.metadata.get("short"):
+        if f.metadata.get("short") and not prefix:
             names.append(f.metadata["short"])
         option = typer.Option(default, *names, help=f.metadata.get("help") or None,
                               hidden=f.metadata.get("hidden", False), show_default=True)
