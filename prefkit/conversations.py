@@ -100,8 +100,8 @@ class Dialogue:
 
     def __post_init__(self) -> None:
         self.id = str(self.id)
-        if not self.id or "/" in self.id:
-            raise UsageError(f"a dialogue id must be non-empty and contain no '/' (got {self.id!r})")
+        if not self.id:
+            raise UsageError("a dialogue id must be non-empty")
         if int(self.max_turns) < 1:
             raise UsageError(f"dialogue {self.id!r}: max_turns must be at least 1")
         self.max_turns = int(self.max_turns)
@@ -394,7 +394,7 @@ class _Runner:
                                  "final": finished, "calls": list(turn.calls), "record": record}, key=turn_key)
             res.turns.append(record)
             self.counts["turns_committed"] += 1
-            if self.on_turn is not None:
+            if self.on_turn is not None and not self.dry_run:
                 self.on_turn(d, index, record)
             self._advance(1 if not finished else d.max_turns - index)
         res.status = "done" if not self.dry_run else "pending"
@@ -405,7 +405,7 @@ class _Runner:
         self.counts["turns_failed"] += 1
         if self.run is not None and not self.dry_run:
             self.run.record_failure(turn_key, why, kind=kind, attempt=turn.attempt, calls=list(turn.calls))
-        if self.on_failure is not None:
+        if self.on_failure is not None and not self.dry_run:
             self.on_failure(res.id, turn.index, why)
 
     # ----------------------------------------------------------------- progress

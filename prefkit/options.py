@@ -109,16 +109,21 @@ def build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
 
 def with_options(cls: type, param: str, prefix: str = "") -> Callable[[Callable], Callable]:
     """Decorator: expose ``cls``'s fields as options; pass an instance as ``param``."""
+    return inject_params(param, option_params(cls, prefix), lambda values: build(cls, values, prefix))
+
+
+def inject_params(param: str, extra: list[inspect.Parameter],
+                  make: Callable[[dict[str, Any]], Any]) -> Callable[[Callable], Callable]:
+    """Decorator: add the typer parameters ``extra`` to a command; ``make(values)`` becomes its ``param`` argument."""
 
     def decorate(fn: Callable) -> Callable:
         sig = inspect.signature(fn)
-        extra = option_params(cls, prefix)
         extra_names = {p.name for p in extra}
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             values = {k: kwargs.pop(k) for k in list(kwargs) if k in extra_names}
-            kwargs[param] = build(cls, values, prefix)
+            kwargs[param] = make(values)
             return fn(*args, **kwargs)
 
         try:  # resolve string annotations in the command's own module (typer reads them from the wrapper)

@@ -80,6 +80,30 @@ class EngineStats:
         }
 
 
+def tally(stats: EngineStats, c: Completion, backend: Backend) -> None:
+    """Count one outcome: done/cached/failed, tokens, cost (unknown once any answer has no price), errors."""
+    from .pricing import cost_of
+
+    if c.ok:
+        stats.done += 1
+        if c.cached:
+            stats.cached += 1
+            return
+        stats.prompt_tokens += c.prompt_tokens
+        stats.completion_tokens += c.completion_tokens
+        cost = cost_of(c.model or stats.model, c.prompt_tokens, c.completion_tokens, backend.name)
+        if cost is None and c.request is not None:
+            cost = cost_of(_model_name(backend, c.request), c.prompt_tokens, c.completion_tokens, backend.name)
+        if cost is None:
+            stats.cost_known = False
+        else:
+            stats.cost_usd += cost
+    else:
+        stats.failed += 1
+        kind = (c.error or "error")[:160]
+        stats.errors[kind] = stats.errors.get(kind, 0) + 1
+
+
 def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | None = None,
                   rng: random.Random | None = None) -> float:
     """Full jitter: uniform(0, min(cap, base * 2**(attempt-1))); never shorter than Retry-After."""
@@ -316,25 +340,7 @@ async def execute(requests: Iterable[ChatRequest], options: BackendOptions | Non
             bar.update(task, advance=advance, stats=text)
 
         def account(c: Completion) -> None:
-            if c.ok:
-                stats.done += 1
-                if c.cached:
-                    stats.cached += 1
-                else:
-                    stats.prompt_tokens += c.prompt_tokens
-                    stats.completion_tokens += c.completion_tokens
-                    cost = cost_of(c.model or stats.model, c.prompt_tokens, c.completion_tokens, backend.name)
-                    if cost is None:
-                        cost = cost_of(_model_name(backend, c.request), c.prompt_tokens, c.completion_tokens,
-                                       backend.name) if c.request else None
-                    if cost is None:
-                        stats.cost_known = False
-                    else:
-                        stats.cost_usd += cost
-            else:
-                stats.failed += 1
-                kind = (c.error or "error")[:160]
-                stats.errors[kind] = stats.errors.get(kind, 0) + 1
+            tally(stats, c, backend)
             try:
                 emit(c)
             finally:

@@ -33,9 +33,7 @@ several times; its roles are named ``responder.0``, ``responder.1`` ...
 from __future__ import annotations
 
 import dataclasses
-import functools
 import inspect
-import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
@@ -330,35 +328,11 @@ def with_roles(roles: Sequence[RoleDecl | str], param: str = "roles", *,
     ``with_options(BackendOptions, ...)`` on the same command: the engine options
     come with it (once).
     """
+    from ..options import inject_params
+
     decls = _decls(roles)
-
-    def decorate(fn: Callable) -> Callable:
-        sig = inspect.signature(fn)
-        extra = role_params(decls, default_backend)
-        extra_names = {p.name for p in extra}
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            values = {k: kwargs.pop(k) for k in list(kwargs) if k in extra_names}
-            kwargs[param] = build_roles(decls, values, default_backend)
-            return fn(*args, **kwargs)
-
-        try:
-            hints = typing.get_type_hints(fn)
-        except Exception:
-            hints = {}
-        params = [p.replace(annotation=hints.get(p.name, p.annotation))
-                  for p in sig.parameters.values() if p.name != param]
-        positional = [p for p in params if p.kind != inspect.Parameter.KEYWORD_ONLY]
-        kwonly = [p for p in params if p.kind == inspect.Parameter.KEYWORD_ONLY]
-        new_params = positional + kwonly + extra
-        wrapper.__signature__ = sig.replace(parameters=new_params,  # type: ignore[attr-defined]
-                                            return_annotation=hints.get("return", sig.return_annotation))
-        wrapper.__annotations__ = {p.name: p.annotation for p in new_params}
-        del wrapper.__wrapped__
-        return wrapper
-
-    return decorate
+    return inject_params(param, role_params(decls, default_backend),
+                         lambda values: build_roles(decls, values, default_backend))
 
 
 __all__ = ["RoleSpec", "RoleDecl", "Roles", "parse_model_spec", "with_roles", "as_roles", "build_roles",

@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 from ..errors import PrefkitError, UsageError
 from .base import Backend, get_backend
-from .engine import (EngineStats, _attempt, _cache_get, _cache_keys, _estimate, _model_name, _settle, fan_out,
+from .engine import (EngineStats, _attempt, tally, _cache_get, _cache_keys, _estimate, _model_name, _settle, fan_out,
                      merge_candidates)
 from .options import BackendOptions, coerce_options
 from .types import ChatRequest, Completion
@@ -149,8 +149,6 @@ class EngineSession:
         return st
 
     def _account(self, c: Completion, backend: Backend) -> None:
-        from .pricing import cost_of
-
         role = self._role_stats(c.request) if c.request is not None else None
         for st in (self.stats, role):
             if st is None:
@@ -158,25 +156,7 @@ class EngineSession:
             st.total += 1
             st.backend = st.backend or backend.name
             st.model = st.model or c.model
-            if c.ok:
-                st.done += 1
-                if c.cached:
-                    st.cached += 1
-                else:
-                    st.prompt_tokens += c.prompt_tokens
-                    st.completion_tokens += c.completion_tokens
-                    cost = cost_of(c.model, c.prompt_tokens, c.completion_tokens, backend.name)
-                    if cost is None and c.request is not None:
-                        cost = cost_of(_model_name(backend, c.request), c.prompt_tokens, c.completion_tokens,
-                                       backend.name)
-                    if cost is None:
-                        st.cost_known = False
-                    else:
-                        st.cost_usd += cost
-            else:
-                st.failed += 1
-                kind = (c.error or "error")[:160]
-                st.errors[kind] = st.errors.get(kind, 0) + 1
+            tally(st, c, backend)
         if self.on_completion is not None:
             self.on_completion(c)
         self._refresh(0)
