@@ -432,6 +432,20 @@ class _Runner:
         from .backends.session import EngineSession
 
         self.load()
+        old_fsync = getattr(self.run, "fsync_every", None)
+        if old_fsync is not None:
+            self.run.fsync_every = max(old_fsync, 64)  # each line is still flushed at once; fsync in groups
+        try:
+            return await self._arun()
+        finally:
+            if old_fsync is not None:
+                self.run.fsync_every = old_fsync
+
+    async def _arun(self) -> DialogueResult:
+        from contextlib import ExitStack
+
+        from .backends.session import EngineSession
+
         t0 = time.monotonic()
         for role in self.roles.names():  # fail early on an unknown backend
             self.options_for(role)
@@ -443,6 +457,8 @@ class _Runner:
                 self._bar, self._task = stack.enter_context(progress_bar(total, self.description, fields=("stats",)))
             async with EngineSession(self.roles.engine, on_progress=self._refresh, backends=self.backends) as session:
                 self.session = session
+                for role in self.roles.names():
+                    session.prepare(self.options_for(role))
 
                 async def one(d: Dialogue) -> ConversationResult:
                     r = await self.conversation(d)

@@ -140,6 +140,22 @@ class EngineSession:
         lane = self._lanes[key] = _Lane(backend, lane_opts, limiter)
         return lane
 
+    def prepare(self, options: BackendOptions) -> None:
+        """Check a role's backend (key, package) and build its client before any request is in flight.
+
+        Importing a provider SDK takes seconds of CPU; done while other requests wait
+        on the network it would stall the event loop past their timeouts.
+        """
+        lane = self.lane(options)
+        if self.options.dry_run or lane.ready:
+            return
+        lane.backend.check_ready()
+        lane.ready = True
+        from .base import ApiBackend
+
+        if isinstance(lane.backend, ApiBackend):
+            lane.backend.client()
+
     # ----------------------------------------------------------------- accounting
     def _role_stats(self, request: ChatRequest) -> EngineStats:
         role = str((request.meta or {}).get("role") or "default")
