@@ -48,6 +48,7 @@ _LAZY = {
     "Completion": "prefkit.backends",
     "BackendOptions": "prefkit.backends",
     "Backend": "prefkit.backends",
+    "BackendError": "prefkit.backends",
     "get_backend": "prefkit.backends",
     "run_requests": "prefkit.backends",
     "complete": "prefkit.backends",

@@ -126,7 +126,9 @@ class RoleSpec:
         """The BackendOptions this role's requests are sent with (engine settings shared, role settings on top)."""
         engine = engine or BackendOptions()
         spec = self.resolved(default_backend or engine.backend)
-        changes: dict[str, Any] = {"backend": spec.backend, "model": spec.model, "base_url": spec.base_url}
+        # the role's own URL, else its provider's variable, else the engine's --base-url when it is that backend's
+        base_url = spec.base_url or (engine.base_url if spec.backend == engine.backend else None)
+        changes: dict[str, Any] = {"backend": spec.backend, "model": spec.model, "base_url": base_url}
         for name in ("temperature", "max_tokens", "seed"):
             if getattr(spec, name) is not None:
                 changes[name] = getattr(spec, name)
