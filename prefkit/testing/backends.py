@@ -58,7 +58,8 @@ class MockBackend(Backend):
     :class:`prefkit.backends.BackendError` to simulate provider errors, e.g.
     ``BackendError("busy", status=429, retryable=True)``); the default answers
     ``"mock answer: <last user message>"``. ``calls`` counts provider calls per
-    key, ``requests`` lists every request received.
+    key, ``requests`` lists every request received, ``peak_in_flight`` the most
+    calls answered at once (give a ``latency`` to make calls overlap).
     """
 
     name = "mock"
@@ -78,6 +79,8 @@ class MockBackend(Backend):
         self.successes: collections.Counter[str] = collections.Counter()
         self.requests: list[ChatRequest] = []
         self.batches: list[list[str]] = []
+        self.in_flight = 0          # calls being answered right now
+        self.peak_in_flight = 0     # the most at once (to check concurrency limits)
         self._lock = threading.Lock()
 
     @property
@@ -103,12 +106,15 @@ class MockBackend(Backend):
     async def agenerate(self, requests: list[ChatRequest]) -> list[Completion]:
         with self._lock:
             self.batches.append([r.key for r in requests])
-        if self.latency:
-            await asyncio.sleep(self.latency)
-        out = []
-        for r in requests:
-            out.append(self._answer(r))
-        return out
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            return [self._answer(r) for r in requests]
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
     def _answer(self, request: ChatRequest) -> Completion:
         with self._lock:

@@ -1,7 +1,6 @@
 """Turn commit rules, resume after failures and rejections, the shared budget and concurrency, candidates,
 structured answers over HTTP, local batching and provider base-URL variables."""
 
-import asyncio
 
 import pytest
 
@@ -91,20 +90,10 @@ def test_a_rejected_turn_is_asked_afresh_on_resume(tmp_path):
 def test_one_budget_and_one_concurrency_limit_over_all_conversations_and_roles(tmp_path):
     from prefkit.backends import pricing
 
-    class Probe(ScriptedBackend):
-        in_flight = peak = 0
-
-        async def agenerate(self, requests):
-            Probe.in_flight += 1
-            Probe.peak = max(Probe.peak, Probe.in_flight)
-            await asyncio.sleep(0.01)
-            Probe.in_flight -= 1
-            return [self._answer(r) for r in requests]
-
-    backend = Probe({"writer": "w " * 10, "critic": "c " * 10})
+    backend = ScriptedBackend({"writer": "w " * 10, "critic": "c " * 10}, latency=0.01)
     res = prefkit.run_dialogues(dialogues(20, 3), two_role_step, roles=ROLES, options=fast(concurrency=5),
                                 backends={"mock": backend}, progress=False)
-    assert res.summary["conversations_done"] == 20 and Probe.peak == 5
+    assert res.summary["conversations_done"] == 20 and backend.peak_in_flight == 5
 
     pricing.register_price("w", 1000.0, 1000.0)
     pricing.register_price("c", 1000.0, 1000.0)
