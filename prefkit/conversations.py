@@ -382,8 +382,10 @@ class _Runner:
             except (PrefkitError, asyncio.CancelledError):
                 raise
             except Exception as exc:  # noqa: BLE001 - the step rejected its turn
-                if self.dry_run:
-                    raise
+                if self.dry_run:  # placeholders the step did not accept: this conversation's estimate ends here
+                    res.error = f"dry run: the step stopped at turn {index}: {type(exc).__name__}: {exc}"
+                    self._advance(d.max_turns - index)
+                    return res
                 why = f"{type(exc).__name__}: {exc}" if not isinstance(exc, Reject) else f"rejected: {exc}"
                 self._fail(res, turn_key, why, "rejected", turn)
                 self._advance(d.max_turns - index)

@@ -80,10 +80,24 @@ class EngineStats:
         }
 
 
-def tally(stats: EngineStats, c: Completion, backend: Backend) -> None:
-    """Count one outcome: done/cached/failed, tokens, cost (unknown once any answer has no price), errors."""
+def completion_cost(c: Completion, backend: Backend, model: str | None = None) -> float | None:
+    """What an answer cost (USD) by the price of the model that answered, else the one asked for; None if unknown."""
     from .pricing import cost_of
 
+    cost = cost_of(c.model or model, c.prompt_tokens, c.completion_tokens, backend.name)
+    if cost is None and c.request is not None:
+        cost = cost_of(_model_name(backend, c.request), c.prompt_tokens, c.completion_tokens, backend.name)
+    return cost
+
+
+_UNPRICED = object()
+
+
+def tally(stats: EngineStats, c: Completion, backend: Backend, cost: Any = _UNPRICED) -> None:
+    """Count one outcome: done/cached/failed, tokens, cost (unknown once any answer has no price), errors.
+
+    ``cost``: the answer's cost if already known (see :func:`completion_cost`).
+    """
     if c.ok:
         stats.done += 1
         if c.cached:
@@ -91,9 +105,8 @@ def tally(stats: EngineStats, c: Completion, backend: Backend) -> None:
             return
         stats.prompt_tokens += c.prompt_tokens
         stats.completion_tokens += c.completion_tokens
-        cost = cost_of(c.model or stats.model, c.prompt_tokens, c.completion_tokens, backend.name)
-        if cost is None and c.request is not None:
-            cost = cost_of(_model_name(backend, c.request), c.prompt_tokens, c.completion_tokens, backend.name)
+        if cost is _UNPRICED:
+            cost = completion_cost(c, backend, stats.model)
         if cost is None:
             stats.cost_known = False
         else:

@@ -32,12 +32,13 @@ from typing import Any, Callable
 
 from ..errors import PrefkitError, UsageError
 from .base import Backend, get_backend
-from .engine import (EngineStats, _attempt, tally, _cache_get, _cache_keys, _estimate, _model_name, _settle, fan_out,
+from .engine import (EngineStats, _attempt, completion_cost, tally, _cache_get, _cache_keys, _estimate, _model_name, _settle, fan_out,
                      merge_candidates)
 from .options import BackendOptions, coerce_options
 from .types import ChatRequest, Completion
 
 DRY_RUN_FINISH = "dry_run"
+_NO_PRICE = object()
 
 
 @dataclass
@@ -82,6 +83,7 @@ class EngineSession:
         self._limiters: dict[tuple, Any] = {}
         self._sem: asyncio.Semaphore | None = None
         self._reserved = 0.0
+        self._prices: dict[tuple, Any] = {}
         self._rng = random.Random()
         self.cache = None
         if self.options.cache and not self.options.dry_run:
@@ -166,16 +168,32 @@ class EngineSession:
 
     def _account(self, c: Completion, backend: Backend) -> None:
         role = self._role_stats(c.request) if c.request is not None else None
+        cost = self._cost(c, backend) if c.ok and not c.cached else None
         for st in (self.stats, role):
             if st is None:
                 continue
             st.total += 1
             st.backend = st.backend or backend.name
             st.model = st.model or c.model
-            tally(st, c, backend)
+            tally(st, c, backend, cost)
         if self.on_completion is not None:
             self.on_completion(c)
         self._refresh(0)
+
+    def _cost(self, c: Completion, backend: Backend) -> float | None:
+        """The answer's cost, with the price looked up once per (backend, model) in this session."""
+        model = c.model or (_model_name(backend, c.request) if c.request is not None else None)
+        key = (backend.name, model, c.request.model if c.request is not None else None)
+        price = self._prices.get(key, _NO_PRICE)
+        if price is _NO_PRICE:
+            unit = Completion(key="", text="x", usage={"prompt_tokens": 1_000_000, "completion_tokens": 0},
+                              model=c.model, request=c.request)
+            per_in = completion_cost(unit, backend)
+            unit.usage = {"prompt_tokens": 0, "completion_tokens": 1_000_000}
+            price = self._prices[key] = None if per_in is None else (per_in, completion_cost(unit, backend))
+        if price is None:
+            return None
+        return (c.prompt_tokens * price[0] + c.completion_tokens * price[1]) / 1_000_000
 
     def _refresh(self, _advance: int = 0) -> None:
         if self.on_progress is not None:
