@@ -429,10 +429,6 @@ class _Runner:
 
     # ----------------------------------------------------------------- all of it
     async def arun(self) -> DialogueResult:
-        from contextlib import ExitStack
-
-        from .backends.session import EngineSession
-
         self.load()
         old_fsync = getattr(self.run, "fsync_every", None)
         if old_fsync is not None:
