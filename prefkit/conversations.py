@@ -432,7 +432,7 @@ class _Runner:
         self.load()
         old_fsync = getattr(self.run, "fsync_every", None)
         if old_fsync is not None:
-            self.run.fsync_every = max(old_fsync, 64)  # each line is still flushed at once; fsync in groups
+            self.run.fsync_every = max(old_fsync, 256)  # each line is still flushed at once; fsync in groups
         try:
             return await self._arun()
         finally:
