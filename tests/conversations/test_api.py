@@ -85,3 +85,16 @@ def test_structured_specs_parse_or_refuse():
     assert prefkit.parse_answer("7", prefkit.IntRange(1, 5))[0] is None
     assert prefkit.JsonObject(["name"]).parse('```json\n{"name": "x", "n": 1}\n```') == {"name": "x", "n": 1}
     assert prefkit.parse_answer('{"other": 1}', prefkit.JsonObject(["name"]))[0] is None
+
+
+def test_the_scripted_backend_fixture_answers_per_role(scripted_backend):
+    scripted_backend.script.on(role="judge", contains="cats", reply="B").on(role="judge", reply="A")
+
+    async def step(turn):
+        v = await turn.ask_structured("judge", f"about {turn.data}", prefkit.Choice(["A", "B"]))
+        return v.value
+
+    res = prefkit.run_dialogues([prefkit.Dialogue("d0", data="cats"), prefkit.Dialogue("d1", data="dogs")], step,
+                                roles={"judge": "mock:j"}, options=fast(), progress=False)
+    assert [c.turns for c in res.conversations] == [["B"], ["A"]]
+    assert scripted_backend.calls_by_role == {"judge": 2}

@@ -62,3 +62,24 @@ def test_dry_run_estimates_calls_per_role_and_sends_nothing():
     assert backend.call_count == 0
     assert result.summary["dry_run"] is True
     assert {k: v["requests"] for k, v in result.summary["roles"].items()} == {"user": 3, "responder.0": 3, "judge": 3}
+
+
+def test_two_backend_option_groups_on_one_command_get_their_own_flags():
+    app = typer.Typer()
+    got = {}
+
+    @app.command()
+    @prefkit.with_options(prefkit.BackendOptions, "judge_llm", prefix="judge_")
+    @prefkit.with_options(prefkit.BackendOptions, "llm")
+    def cmd(llm: prefkit.BackendOptions = None, judge_llm: prefkit.BackendOptions = None):
+        got.update(llm=llm, judge=judge_llm)
+
+    @app.command()
+    def other():
+        pass
+
+    r = CliRunner().invoke(app, ["cmd", "--model", "gen-model", "--judge-model", "judge-model",
+                                 "--judge-backend", "openai", "--temperature", "0.5"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert (got["llm"].model, got["llm"].temperature, got["llm"].backend) == ("gen-model", 0.5, "hf")
+    assert (got["judge"].model, got["judge"].temperature, got["judge"].backend) == ("judge-model", 0.0, "openai")
