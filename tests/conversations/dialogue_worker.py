@@ -72,7 +72,7 @@ def server_key(req) -> str:
 
 def roles(url: str, root_url: str, concurrency: int = 16, judge_backend: str = "openai") -> prefkit.Roles:
     engine = prefkit.BackendOptions(concurrency=concurrency, cache=False, backoff_base=0.01, backoff_max=0.1,
-                                    max_retries=8, timeout=10)
+                                    max_retries=8, timeout=60)
     return prefkit.Roles.from_specs({
         "user": prefkit.RoleSpec(backend="openai", model="user-model", base_url=url),
         "responder": prefkit.RoleSpec(backend="openai", model="resp-model", base_url=url, temperature=0.7),
