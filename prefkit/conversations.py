@@ -41,7 +41,8 @@ The rules:
   engine's retries raises :class:`CallFailed` in the step; any exception from the
   step rejects the turn (``raise Reject("why")`` says so on purpose). Either way
   nothing of the turn reaches the results, the failure is recorded
-  (``failures.jsonl``) and that conversation waits for the next run.
+  (``failures.jsonl``) and that conversation waits for the next run
+  (``turn_attempts=3`` asks a rejected turn afresh up to 3 times in the same run first).
 * **Resume.** With a :class:`prefkit.Run`, a re-run loads the committed turns,
   makes no request for them, and continues each conversation after its last
   committed turn. Calls that completed in an uncommitted turn are reused (a
@@ -259,8 +260,9 @@ class Turn:
 # =========================================================================== the runner
 class _Runner:
     def __init__(self, dialogues: list[Dialogue], step: StepFn, roles, run, seed: int, on_turn, on_failure,
-                 progress: bool, description: str, backends: dict[str, Any] | None):
+                 progress: bool, description: str, backends: dict[str, Any] | None, turn_attempts: int = 1):
         self.dialogues = dialogues
+        self.turn_attempts = max(1, int(turn_attempts))
         self.step = step
         self.roles = roles
         self.run = run
@@ -360,6 +362,7 @@ class _Runner:
         res = ConversationResult(d.id, d.data, records, max_turns=d.max_turns)
         finished = bool(stored and stored[-1].get("final")) or len(stored) >= d.max_turns
         self._advance(len(stored))
+        tries: dict[str, int] = {}
         while not finished:
             if self.session.stats.stopped:
                 res.status = "pending"
@@ -377,8 +380,7 @@ class _Runner:
                     self._advance(d.max_turns - index)
                     return res
                 self._fail(res, turn_key, f"call {exc.key} failed: {exc.error}", "call_failed", turn)
-                self._advance(d.max_turns - index)
-                return res
+                return self._stop(res, d, index)
             except (PrefkitError, asyncio.CancelledError):
                 raise
             except Exception as exc:  # noqa: BLE001 - the step rejected its turn
@@ -388,8 +390,12 @@ class _Runner:
                     return res
                 why = f"{type(exc).__name__}: {exc}" if not isinstance(exc, Reject) else f"rejected: {exc}"
                 self._fail(res, turn_key, why, "rejected", turn)
-                self._advance(d.max_turns - index)
-                return res
+                self.rejections[turn_key] = self.rejections.get(turn_key, 0) + 1
+                tries[turn_key] = tries.get(turn_key, 0) + 1
+                if tries[turn_key] < self.turn_attempts:  # ask the turn afresh now (next attempt, new keys)
+                    res.status, res.error = "pending", None
+                    continue
+                return self._stop(res, d, index)
             finished = turn.final
             if not self.dry_run and self.run is not None:
                 self.run.append({"kind": "turn", "conversation": d.id, "turn": index, "attempt": turn.attempt,
@@ -407,8 +413,13 @@ class _Runner:
         self.counts["turns_failed"] += 1
         if self.run is not None and not self.dry_run:
             self.run.record_failure(turn_key, why, kind=kind, attempt=turn.attempt, calls=list(turn.calls))
+
+    def _stop(self, res: ConversationResult, d: Dialogue, index: int) -> ConversationResult:
+        """The conversation stops at a failed turn (retried by the next run)."""
         if self.on_failure is not None and not self.dry_run:
-            self.on_failure(res.id, turn.index, why)
+            self.on_failure(res.id, index, res.error or "failed")
+        self._advance(d.max_turns - index)
+        return res
 
     # ----------------------------------------------------------------- progress
     def _advance(self, n: int) -> None:
@@ -508,7 +519,8 @@ def _write_metrics(run, summary: dict[str, Any]) -> None:
 async def arun_dialogues(dialogues: Iterable[Dialogue | dict], step: StepFn, *, roles=None, options=None, run=None,
                          seed: int = 0, on_turn: Callable[[Dialogue, int, Any], None] | None = None,
                          on_failure: Callable[[str, int, str], None] | None = None, progress: bool = True,
-                         description: str = "conversations", backends: dict[str, Any] | None = None) -> DialogueResult:
+                         description: str = "conversations", backends: dict[str, Any] | None = None,
+                         turn_attempts: int = 1) -> DialogueResult:
     """The async :func:`run_dialogues`."""
     from .backends.options import coerce_options
     from .backends.roles import as_roles
@@ -522,7 +534,8 @@ async def arun_dialogues(dialogues: Iterable[Dialogue | dict], step: StepFn, *, 
     if not asyncio.iscoroutinefunction(step) and not asyncio.iscoroutinefunction(getattr(step, "__call__", None)):
         raise UsageError("the step must be an async function: async def step(turn): ...")
     role_set = as_roles(roles, coerce_options(options) if options is not None else None)
-    runner = _Runner(ds, step, role_set, run, seed, on_turn, on_failure, progress, description, backends)
+    runner = _Runner(ds, step, role_set, run, seed, on_turn, on_failure, progress, description, backends,
+                     turn_attempts)
     return await runner.arun()
 
 
@@ -530,7 +543,7 @@ def run_dialogues(dialogues: Iterable[Dialogue | dict], step: StepFn, *, roles=N
                   seed: int = 0, on_turn: Callable[[Dialogue, int, Any], None] | None = None,
                   on_failure: Callable[[str, int, str], None] | None = None, progress: bool = True,
                   description: str = "conversations", backends: dict[str, Any] | None = None,
-                  quiet: bool = True) -> DialogueResult:
+                  turn_attempts: int = 1, quiet: bool = True) -> DialogueResult:
     """Run every dialogue to its end (or to a failure / the budget), ``step`` playing each turn.
 
     ``dialogues``: :class:`Dialogue` objects (or dicts of their fields).
@@ -543,15 +556,18 @@ def run_dialogues(dialogues: Iterable[Dialogue | dict], step: StepFn, *, roles=N
     store calls and turns in (resumable); None keeps everything in memory.
     ``seed``: the per-conversation RNGs' seed. ``on_turn(dialogue, index, record)``
     is called as each turn commits, ``on_failure(conversation_id, index, error)``
-    when a turn fails. ``backends``: ready backend instances by backend name
-    (tests). ``quiet=False`` prints a summary line.
+    when a conversation stops at a failed turn. ``turn_attempts``: how many times a
+    turn the step rejects is asked afresh within this run (each attempt with new
+    call keys; every rejection is recorded) before the conversation stops there.
+    ``backends``: ready backend instances by backend name (tests). ``quiet=False``
+    prints a summary line.
     Returns a :class:`DialogueResult`.
     """
     from .backends.engine import run_sync
 
     result = run_sync(arun_dialogues(dialogues, step, roles=roles, options=options, run=run, seed=seed,
                                      on_turn=on_turn, on_failure=on_failure, progress=progress,
-                                     description=description, backends=backends))
+                                     description=description, backends=backends, turn_attempts=turn_attempts))
     if not quiet:
         print_dialogue_summary(result.summary, run=run)
     return result

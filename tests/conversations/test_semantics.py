@@ -87,6 +87,26 @@ def test_a_rejected_turn_is_asked_afresh_on_resume(tmp_path):
     assert res["c0"].turns == [{"a": "draft c0/0/writer@2", "attempt": 2}]
 
 
+def test_turn_attempts_ask_a_rejected_turn_again_in_the_same_run(tmp_path):
+    async def step(turn):
+        a = await turn.ask("writer", f"{turn.conversation}/{turn.index} write")
+        if turn.attempt < 3:
+            raise prefkit.Reject(f"attempt {turn.attempt} not good enough")
+        return {"a": a.text}
+
+    backend = ScriptedBackend({"writer": lambda r: "draft " + r.key})
+    seen = []
+    run = open_run(tmp_path / "r")
+    res = prefkit.run_dialogues(dialogues(1, 2), step, roles=ROLES, options=fast(), run=run, turn_attempts=3,
+                                backends={"mock": backend}, progress=False, on_failure=lambda *a: seen.append(a))
+    run.close()
+    assert res["c0"].status == "done" and seen == []
+    assert [r.key for r in backend.requests] == ["c0/0/writer", "c0/0/writer@2", "c0/0/writer@3",
+                                                 "c0/1/writer", "c0/1/writer@2", "c0/1/writer@3"]
+    fails = prefkit.Run.load(tmp_path / "r").failures(unresolved=False)
+    assert [(f["key"], f["attempt"]) for f in fails] == [("c0/0", 1), ("c0/0", 2), ("c0/1", 1), ("c0/1", 2)]
+
+
 def test_one_budget_and_one_concurrency_limit_over_all_conversations_and_roles(tmp_path):
     from prefkit.backends import pricing
 
