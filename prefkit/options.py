@@ -72,12 +72,13 @@ def _option_params(cls: type, prefix: str) -> tuple[inspect.Parameter, ...]:
             default = f.default if f.default is not _MISSING else f.default_factory()  # type: ignore[misc]
         if isinstance(default, (list, tuple, dict)):  # the dataclass default applies when the flag is absent
             default = None
-        names = [_flag_for(f)]
+        # a prefix renames the flag too (two option groups on one command must not both claim --model)
+        names = [_flag_for(f) if not prefix else "--" + (prefix + f.name).replace("_", "-")]
         t = _cli_type(f, hints)
         if t is bool or t == "bool":
             base = names[0][2:]
             names = [f"--{base}/--no-{base}"]
-        if f.metadata.get("short"):
+        if f.metadata.get("short") and not prefix:
             names.append(f.metadata["short"])
         option = typer.Option(default, *names, help=f.metadata.get("help") or None,
                               hidden=f.metadata.get("hidden", False), show_default=True)
@@ -112,16 +113,21 @@ def build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
 
 def with_options(cls: type, param: str, prefix: str = "") -> Callable[[Callable], Callable]:
     """Decorator: expose ``cls``'s fields as options; pass an instance as ``param``."""
+    return inject_params(param, option_params(cls, prefix), lambda values: build(cls, values, prefix))
+
+
+def inject_params(param: str, extra: list[inspect.Parameter],
+                  make: Callable[[dict[str, Any]], Any]) -> Callable[[Callable], Callable]:
+    """Decorator: add the typer parameters ``extra`` to a command; ``make(values)`` becomes its ``param`` argument."""
 
     def decorate(fn: Callable) -> Callable:
         sig = inspect.signature(fn)
-        extra = option_params(cls, prefix)
         extra_names = {p.name for p in extra}
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             values = {k: kwargs.pop(k) for k in list(kwargs) if k in extra_names}
-            kwargs[param] = build(cls, values, prefix)
+            kwargs[param] = make(values)
             return fn(*args, **kwargs)
 
         try:  # resolve string annotations in the command's own module (typer reads them from the wrapper)

@@ -225,9 +225,14 @@ def git_commit(path: str | Path = ".") -> str | None:
     return r.stdout.strip() or None if r.returncode == 0 else None
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def _jsonable(value: Any) -> Any:
     import dataclasses
 
+    if type(value) in _PLAIN:  # the common case, first (every result line walks through here)
+        return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {k: _jsonable(v) for k, v in dataclasses.asdict(value).items()}
     if isinstance(value, dict):

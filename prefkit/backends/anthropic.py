@@ -36,11 +36,12 @@ class AnthropicBackend(ApiBackend):
     description = "Anthropic Messages API"
     default_model = "claude-3-5-haiku-latest"
     api_key_name = "anthropic"
+    base_url_env = "ANTHROPIC_BASE_URL"
 
     def make_client(self):
         import anthropic
 
-        return anthropic.AsyncAnthropic(api_key=self._key, base_url=self.options.base_url or None,
+        return anthropic.AsyncAnthropic(api_key=self._key, base_url=self.base_url or None,
                                         max_retries=0, timeout=self.options.timeout)
 
     def request_kwargs(self, request: ChatRequest) -> dict[str, Any]:

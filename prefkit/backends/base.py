@@ -35,6 +35,7 @@ class Backend:
     local: bool = False         # in-process model: batches, no timeout / rate limits
     cacheable: bool = True      # responses may go to the on-disk cache
     default_max_tokens: int = DEFAULT_API_MAX_TOKENS
+    native_n: bool = False      # takes ChatRequest.n itself (else the engine fans a request out into n)
 
     def __init__(self, options: BackendOptions | None = None):
         self.options = coerce_options(options)
@@ -96,14 +97,20 @@ class ApiBackend(Backend):
     """
 
     api_key_name: str = ""
+    base_url_env: str = ""      # the provider SDK's own variable for the server URL (e.g. OPENAI_BASE_URL)
 
     def __init__(self, options: BackendOptions | None = None):
         super().__init__(options)
         self._client = None
         self._key: str | None = None
 
+    @property
+    def base_url(self) -> str | None:
+        """``--base-url``, else the provider's own environment variable (``OPENAI_BASE_URL`` ...), else None."""
+        return self.options.base_url or env_base_url(self.base_url_env)
+
     def cache_namespace(self) -> dict[str, Any]:
-        return {"base_url": (self.options.base_url or "").rstrip("/")}
+        return {"base_url": (self.base_url or "").rstrip("/")}
 
     def check_ready(self) -> None:
         from .keys import get_key
@@ -119,6 +126,13 @@ class ApiBackend(Backend):
 
     def make_client(self):  # pragma: no cover - interface
         raise NotImplementedError(f"backend {self.name!r} does not implement make_client")
+
+
+def env_base_url(variable: str) -> str | None:
+    """The server URL a provider SDK would read from its environment variable (None when unset)."""
+    import os
+
+    return (os.environ.get(variable) or None) if variable else None
 
 
 def add_extra(kw: dict[str, Any], extra: dict[str, Any], known: Iterable[str]) -> dict[str, Any]:

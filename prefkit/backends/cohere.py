@@ -45,13 +45,14 @@ class CohereBackend(ApiBackend):
     description = "Cohere chat API (v2)"
     default_model = "command-r-plus"
     api_key_name = "cohere"
+    base_url_env = "CO_API_URL"
 
     def make_client(self):
         import cohere
 
         kw: dict[str, Any] = {"api_key": self._key, "timeout": self.options.timeout, "max_retries": 0}
-        if self.options.base_url:
-            kw["base_url"] = self.options.base_url
+        if self.base_url:
+            kw["base_url"] = self.base_url
         return cohere.AsyncClientV2(**kw)
 
     def request_kwargs(self, request: ChatRequest) -> dict[str, Any]:

@@ -80,6 +80,43 @@ class EngineStats:
         }
 
 
+def completion_cost(c: Completion, backend: Backend, model: str | None = None) -> float | None:
+    """What an answer cost (USD) by the price of the model that answered, else the one asked for; None if unknown."""
+    from .pricing import cost_of
+
+    cost = cost_of(c.model or model, c.prompt_tokens, c.completion_tokens, backend.name)
+    if cost is None and c.request is not None:
+        cost = cost_of(_model_name(backend, c.request), c.prompt_tokens, c.completion_tokens, backend.name)
+    return cost
+
+
+_UNPRICED = object()
+
+
+def tally(stats: EngineStats, c: Completion, backend: Backend, cost: Any = _UNPRICED) -> None:
+    """Count one outcome: done/cached/failed, tokens, cost (unknown once any answer has no price), errors.
+
+    ``cost``: the answer's cost if already known (see :func:`completion_cost`).
+    """
+    if c.ok:
+        stats.done += 1
+        if c.cached:
+            stats.cached += 1
+            return
+        stats.prompt_tokens += c.prompt_tokens
+        stats.completion_tokens += c.completion_tokens
+        if cost is _UNPRICED:
+            cost = completion_cost(c, backend, stats.model)
+        if cost is None:
+            stats.cost_known = False
+        else:
+            stats.cost_usd += cost
+    else:
+        stats.failed += 1
+        kind = (c.error or "error")[:160]
+        stats.errors[kind] = stats.errors.get(kind, 0) + 1
+
+
 def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | None = None,
                   rng: random.Random | None = None) -> float:
     """Full jitter: uniform(0, min(cap, base * 2**(attempt-1))); never shorter than Retry-After."""
@@ -109,8 +146,10 @@ def check_unique_keys(requests: list[ChatRequest]) -> None:
 
 
 def _estimate(backend: Backend, request: ChatRequest) -> tuple[int, int]:
+    """(prompt tokens, most completion tokens) of a request; native ``n`` candidates cost ``n`` completions."""
     params = backend.params_for(request)
-    return estimate_tokens(request.prompt_chars) + 4 * len(request.messages), int(params["max_tokens"] or 0)
+    return (estimate_tokens(request.prompt_chars) + 4 * len(request.messages),
+            int(params["max_tokens"] or 0) * max(1, request.n))
 
 
 def _model_name(backend: Backend, request: ChatRequest) -> str | None:
@@ -118,12 +157,103 @@ def _model_name(backend: Backend, request: ChatRequest) -> str | None:
     return str(m) if m is not None else None
 
 
-def _cache_key_for(backend: Backend, request: ChatRequest) -> str:
+def _cache_key_for(backend: Backend, request: ChatRequest, salt: Any = None) -> str:
     from .cache import cache_key
 
     params = backend.params_for(request)
+    if salt is None:
+        salt = request.meta.get("cache_salt") if request.meta else None
     return cache_key(backend.name, _model_name(backend, request), params, request.messages,
-                     backend.cache_namespace(), request.meta.get("cache_salt") if request.meta else None)
+                     backend.cache_namespace(), salt)
+
+
+# --------------------------------------------------------------------------- candidates (n > 1)
+def _cache_keys(backend: Backend, request: ChatRequest) -> list[str]:
+    """One cache key per candidate (a native-``n`` answer is cached candidate by candidate)."""
+    if request.n == 1:
+        return [_cache_key_for(backend, request)]
+    salt = request.meta.get("cache_salt") if request.meta else None
+    return [_cache_key_for(backend, request, salt=[salt, "n", request.n, k]) for k in range(request.n)]
+
+
+def _cache_get(cache, keys: list[str], request: ChatRequest) -> Completion | None:
+    parts = [cache.get(k, request) for k in keys]
+    if any(p is None for p in parts):
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    first.candidates = [p.text for p in parts]
+    return first
+
+
+def _cache_put(cache, keys: list[str], backend: Backend, c: Completion) -> None:
+    if len(keys) == 1:
+        cache.put(keys[0], backend.name, c)
+        return
+    for k, (ck, text) in enumerate(zip(keys, c.texts)):
+        usage = c.usage if k == 0 else {"prompt_tokens": 0, "completion_tokens": 0}
+        cache.put(ck, backend.name, Completion(key=c.key, text=text, finish_reason=c.finish_reason, usage=usage,
+                                               model=c.model))
+
+
+def fan_out(request: ChatRequest, base_seed: int | None = None) -> list[ChatRequest]:
+    """``n`` one-candidate requests for a request with ``n > 1`` (backends without a native ``n``).
+
+    Candidate ``k`` has key ``<key>/<k>``, its own cache salt (so candidates never share a cache
+    entry) and seed ``seed + k`` when a seed is set (so seeded sampling gives different candidates).
+    """
+    from dataclasses import replace
+
+    seed = request.seed if request.seed is not None else base_seed
+    salt = request.meta.get("cache_salt") if request.meta else None
+    return [replace(request, key=f"{request.key}/{k}", n=1, seed=(seed + k if seed is not None else None),
+                    meta={**(request.meta or {}), "cache_salt": [salt, "candidate", k],
+                          "candidate_of": request.key, "candidate": k})
+            for k in range(request.n)]
+
+
+def merge_candidates(request: ChatRequest, parts: list[Completion]) -> Completion:
+    """One completion holding every candidate (a failure if any candidate failed)."""
+    bad = [p for p in parts if not p.ok]
+    if bad:
+        return Completion.failure(request, bad[0].error or "a candidate failed", attempts=max(p.attempts for p in parts),
+                                  model=bad[0].model)
+    usage = {"prompt_tokens": sum(p.prompt_tokens for p in parts),
+             "completion_tokens": sum(p.completion_tokens for p in parts)}
+    return Completion(key=request.key, text=parts[0].text, finish_reason=parts[0].finish_reason, usage=usage,
+                      model=parts[0].model, cached=all(p.cached for p in parts), request=request,
+                      attempts=max(p.attempts for p in parts), latency_s=max(p.latency_s for p in parts),
+                      candidates=[p.text for p in parts])
+
+
+def _expand(backend: Backend, options: BackendOptions, requests: list[ChatRequest],
+            emit: Callable[[Completion], None]) -> tuple[list[ChatRequest], Callable[[Completion], None]]:
+    """Fan requests with ``n > 1`` out for a backend without native ``n``; merge their answers back."""
+    if backend.native_n or all(r.n == 1 for r in requests):
+        return requests, emit
+    parents: dict[str, tuple[ChatRequest, dict[int, Completion]]] = {}
+    out: list[ChatRequest] = []
+    for r in requests:
+        if r.n == 1:
+            out.append(r)
+            continue
+        parents[r.key] = (r, {})
+        out.extend(fan_out(r, options.seed))
+
+    def merged_emit(c: Completion) -> None:
+        meta = c.request.meta if c.request is not None else {}
+        parent = meta.get("candidate_of") if meta else None
+        if parent is None or parent not in parents:
+            emit(c)
+            return
+        req, got = parents[parent]
+        got[int(meta["candidate"])] = c
+        if len(got) == req.n:
+            del parents[parent]
+            emit(merge_candidates(req, [got[k] for k in range(req.n)]))
+
+    return out, merged_emit
 
 
 async def execute(requests: Iterable[ChatRequest], options: BackendOptions | None = None, *,
@@ -138,6 +268,7 @@ async def execute(requests: Iterable[ChatRequest], options: BackendOptions | Non
     backend.options = options  # the run's options decide the parameters, also for a ready-made backend
     requests = list(requests)
     check_unique_keys(requests)
+    requests, on_completion = _expand(backend, options, requests, on_completion or (lambda c: None))
     stats = EngineStats(total=len(requests), backend=backend.name,
                         model=(_model_name(backend, requests[0]) if requests else options.model),
                         dry_run=options.dry_run)
@@ -169,13 +300,13 @@ async def execute(requests: Iterable[ChatRequest], options: BackendOptions | Non
             warn(f"response cache unavailable ({type(exc).__name__}: {exc}); running without it")
     try:
         # ------------------------------------------------------------ cache hits
-        cache_keys: dict[str, str] = {}
+        cache_keys: dict[str, list[str]] = {}
         to_send: list[ChatRequest] = []
         hits: list[Completion] = []
         for r in requests:
             if cache is not None:
-                ck = cache_keys[r.key] = _cache_key_for(backend, r)
-                hit = cache.get(ck, r)
+                ck = cache_keys[r.key] = _cache_keys(backend, r)
+                hit = _cache_get(cache, ck, r)
                 if hit is not None:
                     hits.append(hit)
                     continue
@@ -222,25 +353,7 @@ async def execute(requests: Iterable[ChatRequest], options: BackendOptions | Non
             bar.update(task, advance=advance, stats=text)
 
         def account(c: Completion) -> None:
-            if c.ok:
-                stats.done += 1
-                if c.cached:
-                    stats.cached += 1
-                else:
-                    stats.prompt_tokens += c.prompt_tokens
-                    stats.completion_tokens += c.completion_tokens
-                    cost = cost_of(c.model or stats.model, c.prompt_tokens, c.completion_tokens, backend.name)
-                    if cost is None:
-                        cost = cost_of(_model_name(backend, c.request), c.prompt_tokens, c.completion_tokens,
-                                       backend.name) if c.request else None
-                    if cost is None:
-                        stats.cost_known = False
-                    else:
-                        stats.cost_usd += cost
-            else:
-                stats.failed += 1
-                kind = (c.error or "error")[:160]
-                stats.errors[kind] = stats.errors.get(kind, 0) + 1
+            tally(stats, c, backend)
             try:
                 emit(c)
             finally:
@@ -271,10 +384,87 @@ async def execute(requests: Iterable[ChatRequest], options: BackendOptions | Non
     return stats
 
 
+async def _attempt(backend: Backend, options: BackendOptions, batch: list[ChatRequest], limiter, stats: EngineStats,
+                   rng: random.Random, refresh: Callable[[int], None]) -> tuple[list[Completion], int, float]:
+    """Send one batch, retrying what is worth retrying: (completions, attempts, latency of the last try)."""
+    from . import keys as _keys
+
+    est_tokens = sum(p + c for p, c in (_estimate(backend, r) for r in batch))
+    max_attempts = max(0, int(options.max_retries)) + 1
+    attempt = 0
+    while True:
+        attempt += 1
+        await limiter.acquire(len(batch), est_tokens)
+        stats.sent += len(batch)
+        t0 = time.monotonic()
+        try:
+            if backend.local:
+                results = await backend.agenerate(batch)
+            else:
+                # asyncio.timeout runs the call in this task (wait_for would wrap it in a new one)
+                async with asyncio.timeout(options.timeout):
+                    results = await backend.agenerate(batch)
+            if len(results) != len(batch):
+                raise BackendError(f"backend {backend.name!r} returned {len(results)} completions for "
+                                   f"{len(batch)} requests", retryable=False)
+            return list(results), attempt, time.monotonic() - t0
+        except (asyncio.CancelledError, PrefkitError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure is classified
+            err = _classify(exc, options.timeout)
+            if err.retryable and attempt < max_attempts:
+                delay = backoff_delay(attempt, options.backoff_base, options.backoff_max, err.retry_after, rng)
+                if err.retry_after:
+                    limiter.pause(err.retry_after)
+                stats.retries += len(batch)
+                stats.retrying += len(batch)
+                refresh(0)
+                try:
+                    await asyncio.sleep(delay)
+                finally:
+                    stats.retrying -= len(batch)
+                continue
+            note = f" (gave up after {attempt} attempts)" if err.retryable else ""
+            message = _keys.redact(str(err)) + note
+            if err.status in FATAL_STATUSES and not stats.stopped:
+                # a bad key, no permission or an unknown model/URL fails every request alike: stop now
+                stats.stopped = "fatal"
+                stats.fatal_error = f"{backend.name}: {message}"
+            latency = time.monotonic() - t0
+            return [Completion.failure(r, message, attempts=attempt, latency_s=latency) for r in batch], attempt, latency
+
+
+def _settle(backend: Backend, batch: list[ChatRequest], results: list[Completion], attempt: int, latency: float,
+            cache, cache_keys: dict[str, list[str]] | None) -> int:
+    """Finish a batch's completions (keys, model, empty answers are errors, secrets scrubbed, cache); returns tokens used."""
+    from . import keys as _keys
+
+    actual_tokens = 0
+    for r, c in zip(batch, results):
+        c.key = r.key
+        c.request = r
+        c.attempts = attempt
+        if not c.latency_s:
+            c.latency_s = latency
+        if c.model is None:
+            c.model = _model_name(backend, r)
+        if c.error is None and (c.text is None or not str(c.text).strip()):
+            c.error = f"empty completion from the model (finish_reason={c.finish_reason})"
+            c.text = None
+        if c.error is not None:
+            c.text = None
+            c.candidates = None
+            c.error = _keys.redact(c.error)
+        actual_tokens += c.prompt_tokens + c.completion_tokens
+        if c.ok and cache is not None:
+            ck = (cache_keys or {}).get(r.key) or _cache_keys(backend, r)
+            _cache_put(cache, ck, backend, c)
+    return actual_tokens
+
+
 async def _send_all(backend: Backend, options: BackendOptions, to_send: list[ChatRequest], stats: EngineStats,
                     account: Callable[[Completion], None], refresh: Callable[[int], None], cache,
-                    cache_keys: dict[str, str], estimated_cost) -> None:
-    from . import keys as _keys
+                    cache_keys: dict[str, list[str]], estimated_cost) -> None:
     from .limits import Limiter
 
     limiter = Limiter(None if backend.local else options.rpm, None if backend.local else options.tpm)
@@ -284,75 +474,13 @@ async def _send_all(backend: Backend, options: BackendOptions, to_send: list[Cha
     budget = options.max_cost
     reserved = 0.0
     rng = random.Random()
-    max_attempts = max(0, int(options.max_retries)) + 1
     remaining = {"n": len(to_send)}
 
     async def process(batch: list[ChatRequest]) -> None:
-        est = [_estimate(backend, r) for r in batch]
-        est_tokens = sum(p + c for p, c in est)
-        attempt = 0
-        t0 = time.monotonic()
-        while True:
-            attempt += 1
-            await limiter.acquire(len(batch), est_tokens)
-            stats.sent += len(batch)
-            t0 = time.monotonic()
-            try:
-                if backend.local:
-                    results = await backend.agenerate(batch)
-                else:
-                    # asyncio.timeout runs the call in this task (wait_for would wrap it in a new one)
-                    async with asyncio.timeout(options.timeout):
-                        results = await backend.agenerate(batch)
-                if len(results) != len(batch):
-                    raise BackendError(f"backend {backend.name!r} returned {len(results)} completions for "
-                                       f"{len(batch)} requests", retryable=False)
-                break
-            except (asyncio.CancelledError, PrefkitError):
-                raise
-            except Exception as exc:  # noqa: BLE001 - every failure is classified
-                err = _classify(exc, options.timeout)
-                if err.retryable and attempt < max_attempts:
-                    delay = backoff_delay(attempt, options.backoff_base, options.backoff_max, err.retry_after, rng)
-                    if err.retry_after:
-                        limiter.pause(err.retry_after)
-                    stats.retries += len(batch)
-                    stats.retrying += len(batch)
-                    refresh(0)
-                    try:
-                        await asyncio.sleep(delay)
-                    finally:
-                        stats.retrying -= len(batch)
-                    continue
-                note = f" (gave up after {attempt} attempts)" if err.retryable else ""
-                message = _keys.redact(str(err)) + note
-                if err.status in FATAL_STATUSES and not stats.stopped:
-                    # a bad key, no permission or an unknown model/URL fails every request alike: stop now
-                    stats.stopped = "fatal"
-                    stats.fatal_error = f"{backend.name}: {message}"
-                results = [Completion.failure(r, message, attempts=attempt,
-                                              latency_s=time.monotonic() - t0) for r in batch]
-                break
-        latency = time.monotonic() - t0
-        actual_tokens = 0
-        for r, c in zip(batch, results):
-            c.key = r.key
-            c.request = r
-            c.attempts = attempt
-            if not c.latency_s:
-                c.latency_s = latency
-            if c.model is None:
-                c.model = _model_name(backend, r)
-            if c.error is None and (c.text is None or not str(c.text).strip()):
-                c.error = f"empty completion from the model (finish_reason={c.finish_reason})"
-                c.text = None
-            if c.error is not None:
-                c.text = None
-                c.error = _keys.redact(c.error)
-            actual_tokens += c.prompt_tokens + c.completion_tokens
-            if c.ok and cache is not None:
-                ck = cache_keys.get(r.key) or _cache_key_for(backend, r)
-                cache.put(ck, backend.name, c)
+        est_tokens = sum(p + c for p, c in (_estimate(backend, r) for r in batch))
+        results, attempt, latency = await _attempt(backend, options, batch, limiter, stats, rng, refresh)
+        actual_tokens = _settle(backend, batch, results, attempt, latency, cache, cache_keys)
+        for c in results:
             remaining["n"] -= 1
             account(c)
         limiter.settle(est_tokens, actual_tokens)

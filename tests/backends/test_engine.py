@@ -39,21 +39,11 @@ def test_strings_and_dicts_become_requests():
 
 
 def test_concurrency_is_bounded():
-    class Probe(MockBackend):
-        in_flight = peak = 0
-
-        async def agenerate(self, requests):
-            Probe.in_flight += 1
-            Probe.peak = max(Probe.peak, Probe.in_flight)
-            await asyncio.sleep(0.01)
-            Probe.in_flight -= 1
-            return [self._answer(r) for r in requests]
-
-    probe = Probe()
+    probe = MockBackend(latency=0.01)
     t = time.monotonic()
     out = complete(reqs(60), fast(backend="mock", concurrency=6), backend=probe, progress=False)
     assert all(c.ok for c in out)
-    assert Probe.peak == 6
+    assert probe.peak_in_flight == 6
     assert time.monotonic() - t < 0.5  # 10 rounds of 10 ms, not 60 sequential ones
 
 

@@ -34,7 +34,7 @@ def test_consistent_judge(mock_backend, prefkit_home):
     assert all(v["consistent"] for v in verdicts)
     assert mock_backend.call_count == 12  # both orders, once each
     # the swapped order really showed B first
-    firsts = {shown(r.messages)[0] for r in mock_backend.requests if r.key.startswith("k0#")}
+    firsts = {shown(r.messages)[0] for r in mock_backend.requests if r.meta["conversation"] == "k0"}
     assert firsts == {"a" * 10, "b" * 20}
     v = verdicts[0]
     assert v["verdict_ab"] == "B" and v["verdict_ba"] == "B" and v["outputs_ba"][0].endswith("[RESULT] A")
@@ -61,7 +61,7 @@ def test_bounded_reask_then_verdict(mock_backend, prefkit_home):
     assert [v["winner"] for v in verdicts] == ["tie", "tie"]
     assert all(v["reasks_ab"] == 1 and v["reasks_ba"] == 1 for v in verdicts)
     assert mock_backend.call_count == 8
-    reask = next(r for r in mock_backend.requests if "#reask" in r.key)
+    reask = next(r for r in mock_backend.requests if ".reask" in r.key)
     assert [m["role"] for m in reask.messages][-2:] == ["assistant", "user"]
 
 
@@ -81,7 +81,7 @@ def test_run_store_resume_and_backend_failures(mock_backend, prefkit_home, tmp_p
     broken = {"k3"}
 
     def responder(req):
-        if req.key.split("#")[0] in broken and req.key.endswith("#ba"):
+        if req.meta["conversation"] in broken and req.key.endswith("/ba"):
             raise BackendError("bad request", status=400)
         return prefer_longer(req.messages)
     mock_backend.responder = responder
@@ -96,7 +96,7 @@ def test_run_store_resume_and_backend_failures(mock_backend, prefkit_home, tmp_p
     mock_backend.reset()
     run = Run.open("judge pairwise", output_dir=tmp_path / "run", identity={"t": 1}, argv=["t"])
     verdicts = judge_pairwise(_items(), "quality", MOCK, run=run, progress=False)
-    assert sorted({r.key.split("#")[0] for r in mock_backend.requests}) == ["k3"]
+    assert sorted({r.meta["conversation"] for r in mock_backend.requests}) == ["k3"]
     assert [v["winner"] for v in verdicts] == ["B", "A"] * 3
     assert len(run.results()) == 6 and run.failures() == []
     # a finished run makes no requests

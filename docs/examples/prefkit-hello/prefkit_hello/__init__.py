@@ -4,7 +4,9 @@ It registers one item through three of prefkit's hooks:
 
 * a dataset source ``hello-prefs`` (a small preference file shipped in the package),
 * a persona strategy ``echo`` (a trivially simple way to "infer" a persona),
-* a command ``prefkit hello`` that loads the source through the core and prints it.
+* a command ``prefkit hello`` that loads the source through the core and prints it,
+* a command ``prefkit hello-chat`` (:mod:`prefkit_hello.chat`): multi-turn conversations with a
+  model per role (user simulator, assistant with two candidates, judge), on prefkit's conversation API.
 
 Keep a plugin's top level light: import heavy libraries inside functions, so
 ``prefkit --help`` stays fast for everyone who installs your plugin.
@@ -54,6 +56,10 @@ def register_persona_strategies(register):
 @prefkit.hookimpl
 def register_commands(app):
     import typer
+
+    from .chat import register
+
+    register(app)
 
     @app.command("hello")
     def hello(
