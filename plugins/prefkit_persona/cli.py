@@ -138,10 +138,19 @@ def prompt_cmd(
 @with_options(BackendOptions, "llm")
 def accuracy_cmd(
     runs: List[str] = typer.Argument(..., help="One or more infer-personas run directories (compared in one plot)."),
-    rubric: str = typer.Option("persona-choice", "--rubric", help="Judge criterion: a rubric name or a "
-                               ".yaml/.json/.txt rubric file (default: persona-choice, which uses the persona)."),
+    protocol: str = typer.Option("fewshot", "--protocol", help="fewshot (default, the paper's: split description + 5 "
+                                 "demonstrations, the judge answers with the response number) or rubric (prefkit's "
+                                 "zero-shot pairwise judge with --rubric)."),
+    rubric: Optional[str] = typer.Option(None, "--rubric", help="--protocol rubric: a rubric name or .yaml/.json/.txt "
+                                         "rubric file (default: persona-choice)."),
+    prompt_file: Optional[str] = typer.Option(None, "--prompt-file", help="--protocol fewshot: judge template to use "
+                                              "instead of prompts/accuracy.txt ({{persona}} {{prompt}} {{response_1}} "
+                                              "{{response_2}}, optional {{description}} {{examples}})."),
+    examples_file: Optional[str] = typer.Option(None, "--examples-file", help="--protocol fewshot: demonstrations in "
+                                                "the infer-personas layout (default: the split's built-in five)."),
     plot: Optional[str] = typer.Option(None, "--plot", help="Plot path (PNG and PDF; default: in the judge run)."),
-    plot_metric: str = typer.Option("both_orders", "--plot-metric", help="Plotted accuracy: both_orders (strict) or mean."),
+    plot_metric: str = typer.Option("mean", "--plot-metric", help="Plotted accuracy: mean (per-item mean over both "
+                                    "orders, the headline) or both_orders (strict: both orders must agree)."),
     no_plot: bool = typer.Option(False, "--no-plot", help="Skip the plot."),
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
     *,
@@ -154,7 +163,8 @@ def accuracy_cmd(
 
     from .evaluation import persona_accuracy
 
-    res = persona_accuracy(runs, llm, judge, rubric=rubric, output_dir=run.output_dir, run_name=run.run_name,
+    res = persona_accuracy(runs, llm, judge, protocol=protocol, rubric=rubric, prompt_file=prompt_file,
+                           examples_file=examples_file, output_dir=run.output_dir, run_name=run.run_name,
                            fresh=run.fresh, plot=plot, plot_metric=plot_metric, make_plot=not no_plot)
     if json_:
         print_json(res)
@@ -166,10 +176,11 @@ def accuracy_cmd(
     for r in res["runs"]:
         for side in ("chosen", "rejected"):
             a = r["accuracy"][side]
-            rows.append({"run": r["label"], "personas": side, "n": a["both_orders"]["n"],
-                         "chosen 1st": pm(a["order_ab"]), "rejected 1st": pm(a["order_ba"]), "mean": pm(a["mean"]),
-                         "both orders": pm(a["both_orders"]), "unparsed": a["unparsed"]})
-    print_table(rows, list(rows[0]), title="persona accuracy (± s.e.)")
+            rows.append({"run": r["label"], "personas": side, "n": a["mean"]["n"], "accuracy": pm(a["mean"]),
+                         "chosen 1st": pm(a["order_ab"]), "rejected 1st": pm(a["order_ba"]),
+                         "both orders agree": pm(a["both_orders"]), "unparsed": a["unparsed"]})
+    print_table(rows, list(rows[0]), title=f"persona accuracy ({res['protocol']} protocol; accuracy = per-item mean "
+                "over both orders ± s.e.)")
     for r in res["runs"]:
         console().print(f"judgments: {r['judge_run']}" + (f"  ({r['failures']} failed; re-run to retry)" if r["failures"] else ""))
     if res.get("plot"):
@@ -182,8 +193,13 @@ def accuracy_cmd(
 @with_options(BackendOptions, "llm")
 def prefs_cmd(
     runs: List[str] = typer.Argument(..., help="One or more infer-personas run directories."),
-    rubric: str = typer.Option("persona-typicality", "--rubric", help="Judge criterion: a rubric name or a "
-                               ".yaml/.json/.txt rubric file (the two personas are shown as Response A/B)."),
+    protocol: str = typer.Option("better", "--protocol", help="better (default, the paper's: which persona is better, "
+                                 "only the two personas shown) or typicality (prefkit's: which describes the more "
+                                 "typical user, the prompt shown; judged with --rubric)."),
+    rubric: Optional[str] = typer.Option(None, "--rubric", help="--protocol typicality: a rubric name or file "
+                                         "(default: persona-typicality; the personas are shown as Response A/B)."),
+    prompt_file: Optional[str] = typer.Option(None, "--prompt-file", help="--protocol better: judge template to use "
+                                              "instead of prompts/prefs.txt ({{persona_1}} {{persona_2}})."),
     plot: Optional[str] = typer.Option(None, "--plot", help="Plot path (default: in the judge run)."),
     no_plot: bool = typer.Option(False, "--no-plot", help="Skip the plot."),
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -192,20 +208,24 @@ def prefs_cmd(
     judge: JudgeOptions,
     run: RunOptions,
 ) -> None:
-    """Chosen-side vs rejected-side persona of each prompt: which is the more typical user? (both orders; disagreement = tie)"""
+    """Chosen-side vs rejected-side persona of each row: which is better? (both orders; disagreement = tie)"""
     from prefkit.console import console, print_json, print_table
 
     from .evaluation import persona_prefs
 
-    res = persona_prefs(runs, llm, judge, rubric=rubric, output_dir=run.output_dir, run_name=run.run_name,
-                        fresh=run.fresh, plot=plot, make_plot=not no_plot)
+    res = persona_prefs(runs, llm, judge, protocol=protocol, rubric=rubric, prompt_file=prompt_file,
+                        output_dir=run.output_dir, run_name=run.run_name, fresh=run.fresh, plot=plot,
+                        make_plot=not no_plot)
     if json_:
         print_json(res)
         return
     rows = [{"run": r["label"], "rows": r["prefs"]["n"],
              **{k: f"{_fmt(r['prefs']['proportions'][k])} ({r['prefs']['counts'][k]})" for k in ("chosen", "tie", "rejected")},
+             "chosen wins (ties excl.)": _fmt(r["prefs"]["chosen_win_rate"]["ties_excluded"]),
+             "chosen wins (ties half)": _fmt(r["prefs"]["chosen_win_rate"]["ties_half"]),
              "unparsed": r["prefs"]["unparsed"]} for r in res["runs"]]
-    print_table(rows, list(rows[0]), title="persona preferences: chosen-side / tie / rejected-side")
+    print_table(rows, list(rows[0]), title=f"persona preferences ({res['protocol']} protocol): chosen-side / tie / "
+                "rejected-side")
     if res.get("plot"):
         console().print(f"plot: {', '.join(res['plot'])}")
 

@@ -46,13 +46,15 @@ STOP = "\nPrompt:"
 #: end-of-sequence markers that appear in decoded text (the paper's outputs end with <|end_of_text|>)
 EOS_MARKERS = ("<|end_of_text|>", "<|eot_id|>", "<|endoftext|>", "<|im_end|>", "</s>", "<eos>", "<|end|>")
 
-#: one generic persona per split for the ``system`` inference type (what a system designer would write
-#: for everyone); override with ``--system-persona``.
+#: the paper's fixed persona per split for the ``system`` inference type (one persona for every test
+#: prompt, as in the paper's experiments); override with ``--system-persona``.
 DEFAULT_SYSTEM_PERSONAS = {
-    "BeaverTails": "The user is an everyday person who prefers responses that are helpful, honest and safe.",
-    "Anthropic HHH": "The user is an everyday person who prefers responses that are helpful, honest and harmless.",
-    "Mnemonic": "The user is a student learning new vocabulary who prefers short, memorable keyword mnemonics.",
+    "BeaverTails": "The user is meticulous and prefers responses that cover multiple, diverse angles.",
+    "Anthropic HHH": ("The user is solution-focused, results-oriented, and fact-oriented, and prefers responses "
+                      "that cover varied angles."),
+    "Mnemonic": "The user prefers indirect, step-by-step mnemonics that capture the essence of the vocabulary term.",
 }
+#: prefkit's own fallback for a split the paper has no system persona for (a user dataset)
 GENERIC_SYSTEM_PERSONA = "The user is an everyday person who prefers responses that are helpful, honest and harmless."
 
 _SPLIT_ALIASES = {re.sub(r"[^a-z]", "", s.lower()): s for s in KNOWN_SPLITS}
