@@ -238,57 +238,56 @@ def saliency_cmd(
     per_persona: bool = typer.Option(False, "--per-persona", help="Count a word once per persona."),
     keep_stopwords: bool = typer.Option(False, "--keep-stopwords", help="Also rank function words (a, the, and ...) "
                                         "and the template words user/prefer."),
-    output: Optional[str] = typer.Option(None, "--output", help="JSON file (default: <RUN>/saliency.json)."),
+    pool: bool = typer.Option(False, "--pool", help="Pool the personas of all RUNS into one count (as the paper pools "
+                              "its models) instead of one result per run."),
+    output: Optional[str] = typer.Option(None, "--output", help="JSON file (default: <RUN>/saliency.json; pooled: "
+                                         "<first RUN>/saliency-pooled.json)."),
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Most salient words of chosen-side vs rejected-side personas (count(w, side) / count(w))."""
-    import json
+    """Most salient words of chosen-side vs rejected-side personas (count(w, side) / count(w)).
 
+    Lemmas come from simplemma, not WordNet as in the paper (e.g. "analytical" -> "analytic").
+    """
     from prefkit.console import console, print_json, print_table, warn
 
-    from .runs import load_persona_run
-    from .saliency import STOPWORDS, saliency
+    from .saliency import saliency_of_runs
 
-    results = []
-    for rd in runs:
-        prun = load_persona_run(rd)
-        res = saliency(((r["side"], r["persona"]) for r in prun.usable()), min_count=min_count, top=top,
-                       per_persona=per_persona, stopwords=None if keep_stopwords else STOPWORDS)
-        res["run"] = str(prun.path)
-        target = Path(output) if output and len(runs) == 1 else (Path(output) / f"{prun.name}.json" if output else prun.path / "saliency.json")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(res, indent=2, ensure_ascii=False))
-        res["written_to"] = str(target)
-        results.append(res)
+    results = saliency_of_runs(runs, min_count=min_count, top=top, per_persona=per_persona,
+                               keep_stopwords=keep_stopwords, pool=pool, output=output)
     if json_:
         print_json(results if len(results) > 1 else results[0])
-        return
     for res in results:
+        for w in res["warnings"]:
+            warn(f"{res['run']}: {w}")
+        if json_:
+            continue
         if not res["eligible"]:
             warn(f"{res['run']}: no word occurs {min_count}+ times; lower --min-count")
         for side in ("chosen", "rejected"):
             print_table([{"word": d["word"], "saliency": d["saliency"], "count": f"{d['count']}/{d['total']}"}
                          for d in res[side]], ["word", "saliency", "count"],
                         title=f"{side}-side personas ({res['personas'][side]})")
-        console().print(f"saliency of {Path(res['run']).name}: {res['written_to']}", markup=False)
+        console().print(f"saliency of {res['label']}: {res['written_to']}", markup=False)
 
 
 @persona_app.command("augment")
 def augment_cmd(
-    run_dir: str = typer.Argument(..., help="An infer-personas run directory."),
-    output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Where to save_to_disk (default: <RUN>/augmented)."),
+    run_dirs: List[str] = typer.Argument(..., help="One or more infer-personas run directories of one dataset (e.g. "
+                                         "one per data split: sft_train, dpo_train, test); every split is written."),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Where to save_to_disk (default: "
+                                             "<first RUN>/augmented)."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Offline mirror folder."),
     keep_missing: bool = typer.Option(False, "--keep-missing", help="Keep rows without both personas (empty strings)."),
     push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", help="Also push to this hub repo id."),
     private: bool = typer.Option(False, "--private", help="Push as a private dataset."),
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Add chosen_persona_gold / rejected_persona_gold to the run's source dataset (joined by row_id) and save it."""
+    """Add chosen_persona_gold / rejected_persona_gold to the runs' source dataset (joined by row_id) and save it."""
     from prefkit.console import console, print_json
 
     from .augment import augment
 
-    stats = augment(run_dir, output_dir, data_dir=data_dir, keep_missing=keep_missing, push_to_hub=push_to_hub,
+    stats = augment(run_dirs, output_dir, data_dir=data_dir, keep_missing=keep_missing, push_to_hub=push_to_hub,
                     private=private)
     if json_:
         print_json(stats)

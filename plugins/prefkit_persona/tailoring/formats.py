@@ -71,6 +71,17 @@ def canonical_split(name: str) -> str:
     raise UsageError(f"unknown split {name!r} for persona tailoring (known: {', '.join(KNOWN_SPLITS)})")
 
 
+def split_name(name: str, dataset: str | None = None, *, any_name: bool = False) -> str:
+    """The split's canonical name; with a user ``dataset`` (or ``any_name``) any name is accepted (a known
+    one is still canonicalised, so ``--split mnemonic`` keeps Mnemonic's seed and system persona)."""
+    try:
+        return canonical_split(name)
+    except UsageError:
+        if (dataset or any_name) and str(name or "").strip():
+            return str(name).strip()
+        raise
+
+
 def check_data_split(name: str) -> str:
     if name not in DATA_SPLITS:
         raise UsageError(f"unknown data split {name!r} (persona-tailoring splits: {', '.join(DATA_SPLITS)})")
@@ -107,6 +118,16 @@ def system_persona_for(split: str, override: str | None = None) -> str:
     if override and override.strip():
         return override.strip()
     return DEFAULT_SYSTEM_PERSONAS.get(split, GENERIC_SYSTEM_PERSONA)
+
+
+#: what the judge is told the task was, for Mnemonic (whose prompts are bare vocabulary terms)
+MNEMONIC_TASK = ('Write a keyword mnemonic for the vocabulary term "{term}": a word or phrase that sounds like '
+                 "the term, linked to what the term means.")
+
+
+def judge_instruction(prompt: str, split: str) -> str:
+    """The instruction a judge sees: the prompt, or for Mnemonic the task of writing a mnemonic for the term."""
+    return MNEMONIC_TASK.format(term=str(prompt).strip()) if is_mnemonic(split) else str(prompt)
 
 
 # --------------------------------------------------------------------------- text pieces
@@ -166,6 +187,33 @@ def format_text(prompt: str, persona: str | None = None, seed: str | None = None
     if seed:
         out += " " + seed
     return out
+
+
+_TEXT_INPUT = re.compile(r"^\s*Prompt:[ \t]*(?P<prompt>.*?)(?:\n+Persona:[ \t]*(?P<persona>.*?))?\n+Response:"
+                         r"(?P<seed>[^\n]*)\s*$", re.S)
+
+
+def parse_text_input(text: str) -> dict[str, str] | None:
+    """The inverse of :func:`format_text`: ``Prompt: X\\nPersona: P\\nResponse: S`` →
+    ``{"prompt", "persona" (when present), "seed"}``; None when ``text`` is not in that layout."""
+    if not isinstance(text, str) or not text.lstrip().startswith("Prompt:"):
+        return None
+    m = _TEXT_INPUT.match(text)
+    if not m:
+        return None
+    out = {"prompt": m.group("prompt").strip(), "seed": (m.group("seed") or "").strip()}
+    if m.group("persona"):
+        out["persona"] = m.group("persona").strip()
+    return out
+
+
+def judge_prompt_parser(text: str) -> dict[str, str] | None:
+    """:func:`parse_text_input` in the shape the core's outputs loader takes as ``prompt_parser``
+    (``{"instruction", "persona", "response_prefix"}``), for judging the paper's published outputs."""
+    parts = parse_text_input(text)
+    if parts is None:
+        return None
+    return {"instruction": parts["prompt"], "persona": parts.get("persona"), "response_prefix": parts["seed"]}
 
 
 def format_chat(prompt: str, persona: str | None = None) -> list[dict[str, str]]:
