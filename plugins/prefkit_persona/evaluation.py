@@ -55,7 +55,7 @@ _SWAP = {"A": "B", "B": "A", None: None}
 _DEMO_FIELDS = re.compile(r"^\s*Prompt:\s*(?P<prompt>.*?)\n---\nChosen Response:\s*(?P<chosen>.*?)\n---\n"
                           r"Rejected Response:\s*(?P<rejected>.*?)\n---\nPersona:\s*(?P<persona>.*?)\s*$", re.S)
 _ANSWER_LEAD = re.compile(r"^[\s*#>\[(]*(?:answer|response|persona|option)?\s*(?:number|no\.?|#)?\s*[:=]?\s*"
-                          r"(?:response|persona)?\s*([12])(?!\d|[.,]\d)", re.I)
+                          r"(?:response|persona)?\s*([12])(?=[ \t]*(?:$|\n|[.,:;)!*\]]\s*(?:$|\n|[^\d])))", re.I)
 _ANSWER_ANY = re.compile(r"(?<![\d.,])([12])(?!\d|[.,]\d)")
 
 
@@ -144,8 +144,9 @@ def _setup(runs: Sequence[str | Path], options: Any, judge: Any, rubric: Any, de
 def parse_choice(text: str | None) -> int | None:
     """The number (1 or 2) a judge answered with; None when the answer names neither or both.
 
-    ``"2"``, ``"Response 1"``, ``"**Answer:** 2"`` → the number; otherwise the only one of 1 and 2
-    that appears on its own in the text.
+    ``"2"``, ``"Response 1."``, ``"**Answer:** 2"`` (a number that ends the first line or sentence)
+    → the number; otherwise the only one of 1 and 2 that appears on its own in the text
+    (``"1 or 2"`` → None).
     """
     t = (text or "").strip()
     if not t:
