@@ -261,10 +261,10 @@ def plot_report(report: dict[str, Any], path: Path) -> list[Path]:
                         colors=("#999999", "#E69F00", "#0072B2"))
 
 
-def _fmt_ci(ci: Any) -> str:
+def _fmt_ci(ci: Any, sep: str = ", ") -> str:
     if not ci:
         return ""
-    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+    return f"[{ci[0]:.3f}{sep}{ci[1]:.3f}]"
 
 
 def print_report(report: dict[str, Any]) -> None:
@@ -277,21 +277,20 @@ def print_report(report: dict[str, Any]) -> None:
     for name, v in report["rubrics"].items():
         rows.append({"rubric": name, "judged": v["n_judged"], "tailored": v["test_wins"], "tie": v["ties"],
                      "baseline": v["base_wins"], "failed": v["failed"] + v["not_judged"],
-                     "win rate, ties excl. [95% CI]": f"{f(v['win_rate'])} {_fmt_ci(v['win_rate_ci'])}".strip(),
-                     "win rate, ties half [95% CI]": f"{f(v['win_rate_ties_half'])} "
-                                                     f"{_fmt_ci(v['win_rate_ties_half_ci'])}".strip()})
+                     "ties excl.": f(v["win_rate"]), "95% CI (excl.)": _fmt_ci(v["win_rate_ci"], ","),
+                     "ties half": f(v["win_rate_ties_half"]),
+                     "95% CI (half)": _fmt_ci(v["win_rate_ties_half_ci"], ",")})
     c = console()
     c.print(f"[bold]tailored[/bold] {report['test_run']}\n[bold]baseline[/bold] {report['base_run']}\n"
             f"split {report['split']}, persona: {report.get('persona_type') or '-'}", highlight=False, soft_wrap=True)
-    print_table(rows, title="pairwise wins of the tailored run (win rate of the tailored run; the paper's leaves "
-                "ties out)")
+    print_table(rows, title="pairwise wins and win rate of the tailored run (the paper's win rate leaves ties out)")
     d = report.get("delta_pq")
     if d and d.get("delta_pq") is not None:
         other = next((m for m in d.get("by_metric", {}) if m != d["metric"]), None)
-        line = (f"ΔPQ = WR_personalization + WR_quality − 1 = {d['delta_pq']:+.3f} {_fmt_ci(d.get('delta_pq_ci'))} "
-                f"({METRIC_LABELS[d['metric']]})")
+        line = (f"ΔPQ = WR_personalization + WR_quality − 1 = {d['delta_pq']:+.3f} {_fmt_ci(d.get('delta_pq_ci'))}, "
+                f"{METRIC_LABELS[d['metric']]}")
         if other and d["by_metric"][other].get("delta_pq") is not None:
-            line += f"; {METRIC_LABELS[other]}: {d['by_metric'][other]['delta_pq']:+.3f}"
+            line += f" ({METRIC_LABELS[other]}: {d['by_metric'][other]['delta_pq']:+.3f})"
         c.print(line, highlight=False, soft_wrap=True)
     failed = sum(v["failed"] + v["not_judged"] for v in report["rubrics"].values())
     if failed:
