@@ -188,7 +188,7 @@ def _template(prompt_file: str | None, builtin: str, required: tuple[str, ...]) 
 def choice_requests(items: list[dict[str, Any]], template: str, values: dict[str, str], slots: tuple[str, str],
                     max_tokens: int | None) -> list[Any]:
     """Two requests per item: ``ab`` shows the item's A first (as number 1), ``ba`` shows B first."""
-    from prefkit.backends import ChatRequest
+    from prefkit import ChatRequest
 
     reqs = []
     for it in items:
@@ -237,7 +237,7 @@ def choice_verdicts(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _choice_run(command: str, prun: PersonaRun, items: list[dict[str, Any]], options: Any, *, protocol: str,
                 template: str, values: dict[str, str], slots: tuple[str, str], output_dir: str | None,
                 run_name: str | None, fresh: bool, description: str) -> Any:
-    from prefkit.backends import run_requests
+    from prefkit import run_requests
 
     max_tokens = None if getattr(options, "max_tokens", None) else CHOICE_MAX_TOKENS
     reqs = choice_requests(items, template, values, slots, max_tokens)
