@@ -81,6 +81,12 @@ def _mean_se(values: Sequence[float]) -> tuple[float, float]:
     return m, math.sqrt(var / n)
 
 
+def _status(options: Any, failed: int) -> str:
+    if getattr(options, "dry_run", False):
+        return "dry-run"
+    return "completed" if not failed else "incomplete"
+
+
 def _check(value: str, known: tuple[str, ...], what: str) -> str:
     if value not in known:
         raise UsageError(f"unknown {what} {value!r} (choose from: {', '.join(known)})")
@@ -348,7 +354,7 @@ def persona_accuracy(runs: Sequence[str | Path], options: Any = None, judge: Any
         metrics = accuracy_metrics(verdicts, empty)
         run.write_metrics({"accuracy": metrics, "protocol": protocol, "personas": str(prun.path)})
         failed = len(run.failures())
-        run.finish("completed" if not failed else "incomplete")
+        run.finish(_status(options, failed))
         results.append({"personas": str(prun.path), "label": prun.label, "split": prun.split, "protocol": protocol,
                         "judge_run": str(run.path), "accuracy": metrics, "failures": failed})
     out: dict[str, Any] = {"runs": results, "protocol": protocol, "metric_plotted": plot_metric}
@@ -449,7 +455,7 @@ def persona_prefs(runs: Sequence[str | Path], options: Any = None, judge: Any = 
         metrics = prefs_metrics(verdicts)
         run.write_metrics({"prefs": metrics, "protocol": protocol, "personas": str(prun.path)})
         failed = len(run.failures())
-        run.finish("completed" if not failed else "incomplete")
+        run.finish(_status(options, failed))
         results.append({"personas": str(prun.path), "label": prun.label, "split": prun.split, "protocol": protocol,
                         "judge_run": str(run.path), "prefs": metrics, "failures": failed})
     out: dict[str, Any] = {"runs": results, "protocol": protocol}
