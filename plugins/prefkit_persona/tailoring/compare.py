@@ -285,10 +285,13 @@ def print_report(report: dict[str, Any]) -> None:
             f"split {report['split']}, persona: {report.get('persona_type') or '-'}", highlight=False, soft_wrap=True)
     print_table(rows, title="pairwise wins and win rate of the tailored run (the paper's win rate leaves ties out)")
     d = report.get("delta_pq")
-    if d and d.get("delta_pq") is not None:
+    if d:
         other = next((m for m in d.get("by_metric", {}) if m != d["metric"]), None)
-        line = (f"ΔPQ = WR_personalization + WR_quality − 1 = {d['delta_pq']:+.3f} {_fmt_ci(d.get('delta_pq_ci'))}, "
-                f"{METRIC_LABELS[d['metric']]}")
+        if d.get("delta_pq") is not None:
+            line = (f"ΔPQ = WR_personalization + WR_quality − 1 = {d['delta_pq']:+.3f} "
+                    f"{_fmt_ci(d.get('delta_pq_ci'))}, {METRIC_LABELS[d['metric']]}")
+        else:
+            line = f"ΔPQ, {METRIC_LABELS[d['metric']]}: n/a (a rubric has no decisive verdict, only ties)"
         if other and d["by_metric"][other].get("delta_pq") is not None:
             line += f" ({METRIC_LABELS[other]}: {d['by_metric'][other]['delta_pq']:+.3f})"
         c.print(line, highlight=False, soft_wrap=True)
