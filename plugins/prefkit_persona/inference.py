@@ -27,12 +27,13 @@ STOP_TEXTS = ("---", "===", "Prompt:", "Chosen Response:", "Rejected Response:",
 # sent to the backend as stop sequences (a subset: providers cap their number)
 REQUEST_STOPS = ["\n---", "\nPrompt:", "\n==="]
 
+_LABEL = re.compile(r"^\s*(?:[-*#>\s]*)(?:\*\*)?\s*persona\s*(?:\*\*)?\s*:\s*(?:\*\*)?", re.I)
+_PERSONA_START = re.compile(r"^(the|this|a|an)\s+user\b", re.I)
+
 
 def request_stops(user_stops: Iterable[str] | None = None) -> list[str]:
     """The built-in request stops followed by the user's own (``--stop``), without repeats."""
     return list(dict.fromkeys([*REQUEST_STOPS, *(s for s in (user_stops or ()) if s)]))
-_LABEL = re.compile(r"^\s*(?:[-*#>\s]*)(?:\*\*)?\s*persona\s*(?:\*\*)?\s*:\s*(?:\*\*)?", re.I)
-_PERSONA_START = re.compile(r"^(the|this|a|an)\s+user\b", re.I)
 
 
 def clean_persona(text: str | None, stops: Iterable[str] = STOP_TEXTS) -> tuple[str, list[str]]:
