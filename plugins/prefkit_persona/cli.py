@@ -294,7 +294,8 @@ def augment_cmd(
         return
     console().print(f"saved {stats['augmented']} augmented rows" + (f" (+{stats['missing']} without personas kept)"
                     if keep_missing and stats["missing"] else (f" ({stats['missing']} rows without both personas left out)"
-                    if stats["missing"] else "")) + f" of {stats['dataset']} [{stats['split']}] to {stats['output_dir']}"
+                    if stats["missing"] else "")) + f" of {stats['dataset']} ["
+                    + ", ".join(f"{k}: {v['augmented']}" for k, v in stats["splits"].items()) + f"] to {stats['output_dir']}"
                     + (f"; pushed to {stats['pushed_to']}" if stats.get("pushed_to") else ""), markup=False)
 
 
