@@ -122,7 +122,6 @@ _LAZY = {
     "judge_score": "prefkit.judging",
     "win_rate": "prefkit.judging",
     "JudgeOptions": "prefkit.judging",
-    "delta_pq": "prefkit.judging",  # moves to the persona plugin (issue 15): drop this line then
     # reports
     "plots": "prefkit.reports.plots",
 }

@@ -138,10 +138,19 @@ def prompt_cmd(
 @with_options(BackendOptions, "llm")
 def accuracy_cmd(
     runs: List[str] = typer.Argument(..., help="One or more infer-personas run directories (compared in one plot)."),
-    rubric: str = typer.Option("persona-choice", "--rubric", help="Judge criterion: a rubric name or a "
-                               ".yaml/.json/.txt rubric file (default: persona-choice, which uses the persona)."),
+    protocol: str = typer.Option("fewshot", "--protocol", help="fewshot (default, the paper's: split description + 5 "
+                                 "demonstrations, the judge answers with the response number) or rubric (prefkit's "
+                                 "zero-shot pairwise judge with --rubric)."),
+    rubric: Optional[str] = typer.Option(None, "--rubric", help="--protocol rubric: a rubric name or .yaml/.json/.txt "
+                                         "rubric file (default: persona-choice)."),
+    prompt_file: Optional[str] = typer.Option(None, "--prompt-file", help="--protocol fewshot: judge template to use "
+                                              "instead of prompts/accuracy.txt ({{persona}} {{prompt}} {{response_1}} "
+                                              "{{response_2}}, optional {{description}} {{examples}})."),
+    examples_file: Optional[str] = typer.Option(None, "--examples-file", help="--protocol fewshot: demonstrations in "
+                                                "the infer-personas layout (default: the split's built-in five)."),
     plot: Optional[str] = typer.Option(None, "--plot-to", help="Plot path (PNG and PDF; default: in the judge run)."),
-    plot_metric: str = typer.Option("both_orders", "--plot-metric", help="Plotted accuracy: both_orders (strict) or mean."),
+    plot_metric: str = typer.Option("mean", "--plot-metric", help="Plotted accuracy: mean (per-item mean over both "
+                                    "orders, the headline) or both_orders (strict: both orders must agree)."),
     make_plot: bool = typer.Option(True, "--plot/--no-plot", help="Draw the plot."),
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
     *,
@@ -154,7 +163,8 @@ def accuracy_cmd(
 
     from .evaluation import persona_accuracy
 
-    res = persona_accuracy(runs, llm, judge, rubric=rubric, output_dir=run.output_dir, run_name=run.run_name,
+    res = persona_accuracy(runs, llm, judge, protocol=protocol, rubric=rubric, prompt_file=prompt_file,
+                           examples_file=examples_file, output_dir=run.output_dir, run_name=run.run_name,
                            fresh=run.fresh, plot=plot, plot_metric=plot_metric, make_plot=make_plot)
     if json_:
         print_json(res)
@@ -166,10 +176,11 @@ def accuracy_cmd(
     for r in res["runs"]:
         for side in ("chosen", "rejected"):
             a = r["accuracy"][side]
-            rows.append({"run": r["label"], "personas": side, "n": a["both_orders"]["n"],
-                         "chosen 1st": pm(a["order_ab"]), "rejected 1st": pm(a["order_ba"]), "mean": pm(a["mean"]),
-                         "both orders": pm(a["both_orders"]), "unparsed": a["unparsed"]})
-    print_table(rows, list(rows[0]), title="persona accuracy (± s.e.)")
+            rows.append({"run": r["label"], "personas": side, "n": a["mean"]["n"], "accuracy": pm(a["mean"]),
+                         "chosen 1st": pm(a["order_ab"]), "rejected 1st": pm(a["order_ba"]),
+                         "both orders agree": pm(a["both_orders"]), "unparsed": a["unparsed"]})
+    print_table(rows, list(rows[0]), title=f"persona accuracy ({res['protocol']} protocol; accuracy = per-item mean "
+                "over both orders ± s.e.)")
     for r in res["runs"]:
         console().print(f"judgments: {r['judge_run']}" + (f"  ({r['failures']} failed; re-run to retry)" if r["failures"] else ""))
     if res.get("plot"):
@@ -182,8 +193,13 @@ def accuracy_cmd(
 @with_options(BackendOptions, "llm")
 def prefs_cmd(
     runs: List[str] = typer.Argument(..., help="One or more infer-personas run directories."),
-    rubric: str = typer.Option("persona-typicality", "--rubric", help="Judge criterion: a rubric name or a "
-                               ".yaml/.json/.txt rubric file (the two personas are shown as Response A/B)."),
+    protocol: str = typer.Option("better", "--protocol", help="better (default, the paper's: which persona is better, "
+                                 "only the two personas shown) or typicality (prefkit's: which describes the more "
+                                 "typical user, the prompt shown; judged with --rubric)."),
+    rubric: Optional[str] = typer.Option(None, "--rubric", help="--protocol typicality: a rubric name or file "
+                                         "(default: persona-typicality; the personas are shown as Response A/B)."),
+    prompt_file: Optional[str] = typer.Option(None, "--prompt-file", help="--protocol better: judge template to use "
+                                              "instead of prompts/prefs.txt ({{persona_1}} {{persona_2}})."),
     plot: Optional[str] = typer.Option(None, "--plot-to", help="Plot path (default: in the judge run)."),
     make_plot: bool = typer.Option(True, "--plot/--no-plot", help="Draw the plot."),
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -192,20 +208,24 @@ def prefs_cmd(
     judge: JudgeOptions,
     run: RunOptions,
 ) -> None:
-    """Chosen-side vs rejected-side persona of each prompt: which is the more typical user? (both orders; disagreement = tie)"""
+    """Chosen-side vs rejected-side persona of each row: which is better? (both orders; disagreement = tie)"""
     from prefkit import rich_console as console, print_json, print_table
 
     from .evaluation import persona_prefs
 
-    res = persona_prefs(runs, llm, judge, rubric=rubric, output_dir=run.output_dir, run_name=run.run_name,
-                        fresh=run.fresh, plot=plot, make_plot=make_plot)
+    res = persona_prefs(runs, llm, judge, protocol=protocol, rubric=rubric, prompt_file=prompt_file,
+                        output_dir=run.output_dir, run_name=run.run_name, fresh=run.fresh, plot=plot,
+                        make_plot=make_plot)
     if json_:
         print_json(res)
         return
     rows = [{"run": r["label"], "rows": r["prefs"]["n"],
              **{k: f"{_fmt(r['prefs']['proportions'][k])} ({r['prefs']['counts'][k]})" for k in ("chosen", "tie", "rejected")},
+             "chosen wins (ties excl.)": _fmt(r["prefs"]["chosen_win_rate"]["ties_excluded"]),
+             "chosen wins (ties half)": _fmt(r["prefs"]["chosen_win_rate"]["ties_half"]),
              "unparsed": r["prefs"]["unparsed"]} for r in res["runs"]]
-    print_table(rows, list(rows[0]), title="persona preferences: chosen-side / tie / rejected-side")
+    print_table(rows, list(rows[0]), title=f"persona preferences ({res['protocol']} protocol): chosen-side / tie / "
+                "rejected-side")
     if res.get("plot"):
         console().print(f"plot: {', '.join(res['plot'])}")
 
@@ -218,64 +238,64 @@ def saliency_cmd(
     per_persona: bool = typer.Option(False, "--per-persona", help="Count a word once per persona."),
     keep_stopwords: bool = typer.Option(False, "--keep-stopwords", help="Also rank function words (a, the, and ...) "
                                         "and the template words user/prefer."),
-    output: Optional[str] = typer.Option(None, "--output", help="JSON file (default: <RUN>/saliency.json)."),
+    pool: bool = typer.Option(False, "--pool", help="Pool the personas of all RUNS into one count (as the paper pools "
+                              "its models) instead of one result per run."),
+    output: Optional[str] = typer.Option(None, "--output", help="JSON file (default: <RUN>/saliency.json; pooled: "
+                                         "<first RUN>/saliency-pooled.json)."),
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Most salient words of chosen-side vs rejected-side personas (count(w, side) / count(w))."""
-    import json
+    """Most salient words of chosen-side vs rejected-side personas (count(w, side) / count(w)).
 
+    Lemmas come from simplemma, not WordNet as in the paper (e.g. "analytical" -> "analytic").
+    """
     from prefkit import rich_console as console, print_json, print_table, warn
 
-    from .runs import load_persona_run
-    from .saliency import STOPWORDS, saliency
+    from .saliency import saliency_of_runs
 
-    results = []
-    for rd in runs:
-        prun = load_persona_run(rd)
-        res = saliency(((r["side"], r["persona"]) for r in prun.usable()), min_count=min_count, top=top,
-                       per_persona=per_persona, stopwords=None if keep_stopwords else STOPWORDS)
-        res["run"] = str(prun.path)
-        target = Path(output) if output and len(runs) == 1 else (Path(output) / f"{prun.name}.json" if output else prun.path / "saliency.json")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(res, indent=2, ensure_ascii=False))
-        res["written_to"] = str(target)
-        results.append(res)
+    results = saliency_of_runs(runs, min_count=min_count, top=top, per_persona=per_persona,
+                               keep_stopwords=keep_stopwords, pool=pool, output=output)
     if json_:
         print_json(results if len(results) > 1 else results[0])
-        return
     for res in results:
+        for w in res["warnings"]:
+            warn(f"{res['run']}: {w}")
+        if json_:
+            continue
         if not res["eligible"]:
             warn(f"{res['run']}: no word occurs {min_count}+ times; lower --min-count")
         for side in ("chosen", "rejected"):
             print_table([{"word": d["word"], "saliency": d["saliency"], "count": f"{d['count']}/{d['total']}"}
                          for d in res[side]], ["word", "saliency", "count"],
                         title=f"{side}-side personas ({res['personas'][side]})")
-        console().print(f"saliency of {Path(res['run']).name}: {res['written_to']}", markup=False)
+        console().print(f"saliency of {res['label']}: {res['written_to']}", markup=False)
 
 
 @persona_app.command("augment")
 def augment_cmd(
-    run_dir: str = typer.Argument(..., help="An infer-personas run directory."),
-    output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Where to save_to_disk (default: <RUN>/augmented)."),
+    run_dirs: List[str] = typer.Argument(..., help="One or more infer-personas run directories of one dataset (e.g. "
+                                         "one per data split: sft_train, dpo_train, test); every split is written."),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Where to save_to_disk (default: "
+                                             "<first RUN>/augmented)."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Offline mirror folder."),
     keep_missing: bool = typer.Option(False, "--keep-missing", help="Keep rows without both personas (empty strings)."),
     push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", help="Also push to this hub repo id."),
     private: bool = typer.Option(False, "--private", help="Push as a private dataset."),
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Add chosen_persona_gold / rejected_persona_gold to the run's source dataset (joined by row_id) and save it."""
+    """Add chosen_persona_gold / rejected_persona_gold to the runs' source dataset (joined by row_id) and save it."""
     from prefkit import rich_console as console, print_json
 
     from .augment import augment
 
-    stats = augment(run_dir, output_dir, data_dir=data_dir, keep_missing=keep_missing, push_to_hub=push_to_hub,
+    stats = augment(run_dirs, output_dir, data_dir=data_dir, keep_missing=keep_missing, push_to_hub=push_to_hub,
                     private=private)
     if json_:
         print_json(stats)
         return
     console().print(f"saved {stats['augmented']} augmented rows" + (f" (+{stats['missing']} without personas kept)"
                     if keep_missing and stats["missing"] else (f" ({stats['missing']} rows without both personas left out)"
-                    if stats["missing"] else "")) + f" of {stats['dataset']} [{stats['split']}] to {stats['output_dir']}"
+                    if stats["missing"] else "")) + f" of {stats['dataset']} ["
+                    + ", ".join(f"{k}: {v['augmented']}" for k, v in stats["splits"].items()) + f"] to {stats['output_dir']}"
                     + (f"; pushed to {stats['pushed_to']}" if stats.get("pushed_to") else ""), markup=False)
 
 

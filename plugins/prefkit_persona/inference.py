@@ -27,8 +27,14 @@ STOP_TEXTS = ("---", "===", "Prompt:", "Chosen Response:", "Rejected Response:",
               "<|eot_id|>", "<|im_end|>", "<|endoftext|>", "</s>")
 # sent to the backend as stop sequences (a subset: providers cap their number)
 REQUEST_STOPS = ["\n---", "\nPrompt:", "\n==="]
+
 _LABEL = re.compile(r"^\s*(?:[-*#>\s]*)(?:\*\*)?\s*persona\s*(?:\*\*)?\s*:\s*(?:\*\*)?", re.I)
 _PERSONA_START = re.compile(r"^(the|this|a|an)\s+user\b", re.I)
+
+
+def request_stops(user_stops: Iterable[str] | None = None) -> list[str]:
+    """The built-in request stops followed by the user's own (``--stop``), without repeats."""
+    return list(dict.fromkeys([*REQUEST_STOPS, *(s for s in (user_stops or ()) if s)]))
 
 
 def clean_persona(text: str | None, stops: Iterable[str] = STOP_TEXTS) -> tuple[str, list[str]]:
@@ -126,8 +132,8 @@ class PersonaStrategy:
     def build_messages(self, item: PIInput, ctx: PromptContext) -> list[dict[str, str]]:
         return [{"role": "user", "content": self.render(item, ctx)}]
 
-    def clean(self, text: str | None) -> tuple[str, list[str]]:
-        return clean_persona(text)
+    def clean(self, text: str | None, stops: Iterable[str] = ()) -> tuple[str, list[str]]:
+        return clean_persona(text, (*STOP_TEXTS, *stops))
 
 
 class AbductiveStrategy(PersonaStrategy):
@@ -176,17 +182,17 @@ def build_requests(items: list[PIInput], strategy: PersonaStrategy, ctx: PromptC
     reqs = []
     for it in items:
         reqs.append(ChatRequest(key=it.key, messages=strategy.build_messages(it, ctx),
-                                stop=list(REQUEST_STOPS if stop is None else stop), max_tokens=max_tokens,
+                                stop=request_stops(stop), max_tokens=max_tokens,
                                 meta={"row_id": it.row_id, "side": it.side, "prompt": it.prompt,
                                       "preferred": it.preferred, "dispreferred": it.dispreferred}))
     return reqs
 
 
 def persona_record(completion: Any, strategy: PersonaStrategy, *, split: str, dataset: str,
-                   data_split: str | None) -> dict[str, Any]:
-    """The results.jsonl record of one completion."""
+                   data_split: str | None, stops: Iterable[str] = ()) -> dict[str, Any]:
+    """The results.jsonl record of one completion (``stops``: the user's extra stop texts, cut too)."""
     meta = dict(getattr(completion.request, "meta", None) or {})
-    persona, flags = strategy.clean(completion.text)
+    persona, flags = strategy.clean(completion.text, stops)
     if getattr(completion, "finish_reason", None) == "length":
         flags = [*flags, "truncated"]
     return {
@@ -250,7 +256,8 @@ def infer_personas(config: InferConfig, options: Any = None, *, output_dir: str 
         raise UsageError(f"{dataset} has no rows")
     items = pi_inputs(records, config.sides)
     max_tokens = None if getattr(options, "max_tokens", None) else DEFAULT_MAX_TOKENS
-    requests = build_requests(items, strategy, ctx, max_tokens=max_tokens)
+    user_stops = [s for s in (getattr(options, "stop", None) or []) if s]
+    requests = build_requests(items, strategy, ctx, stop=user_stops, max_tokens=max_tokens)
 
     model_label = getattr(options, "model", None) or getattr(options, "backend", None) or "default"
     identity = {
@@ -265,7 +272,8 @@ def infer_personas(config: InferConfig, options: Any = None, *, output_dir: str 
                                  "strategy": strategy.name, "sides": list(config.sides)})
 
     def on_result(completion):
-        return persona_record(completion, strategy, split=split, dataset=dataset, data_split=data_split)
+        return persona_record(completion, strategy, split=split, dataset=dataset, data_split=data_split,
+                              stops=user_stops)
 
     with run:  # the core's lifecycle: failed / interrupted recorded there
         engine = run_requests(requests, options, run=run, on_result=on_result,

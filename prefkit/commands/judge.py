@@ -173,7 +173,7 @@ class _JudgeInputs:
     key: str = opt("row_id", help="Field that matches/identifies rows (rows without it: their position in the "
                    "file). Never matched by line position otherwise.")
     persona_field: Optional[str] = opt(None, help="Field holding the persona (looked up in --context rows, then "
-                                       "the outputs; 'persona' also finds labelled 'Persona:' lines in prompts).")
+                                       "the outputs).")
     reference_field: Optional[str] = opt(None, help="Field holding a reference answer.")
     context: Optional[str] = opt(None, help="A dataset with extra per-row fields (persona, reference), matched by "
                                  "the same key, e.g. the test split the outputs were generated from.")
@@ -183,8 +183,8 @@ class _JudgeInputs:
                                       "query or messages).")
     response_field: Optional[str] = opt(None, help="Response field (default: response, output, completion, "
                                         "generation, text, answer or prediction).")
-    prompt_format: str = opt("auto", help="auto: split 'Prompt:/Persona:/Response:' labelled prompts into "
-                             "instruction and persona; raw: use the prompt as is.")
+    prompt_format: str = opt("auto", help="auto: chat-message prompts become the last user turn plus the "
+                             "earlier turns as context; raw: use the prompt as is.")
     limit: Optional[int] = opt(None, short="-n", help="Only the first N rows.")
     bootstrap: int = opt(1000, help="Bootstrap resamples for the 95% CIs (0: none).")
     bootstrap_seed: int = opt(0, help="Seed of the bootstrap (--seed is the judge's sampling seed).")
@@ -538,14 +538,9 @@ def winrate_command(
                                        "FILE-outcomes.png/.pdf come along)."),
     json_: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Win rates of B over A from judge runs: counts, SE, bootstrap 95% CIs, optional length control, ΔPQ.
-
-    When the runs include a personalization and a quality judgment of the same
-    A/B files, ΔPQ = WR_personalization + WR_quality − 1 is reported too.
-    """
+    """Win rates of B over A from judge runs: counts, SE, bootstrap 95% CIs, optional length control."""
     from prefkit.console import info, print_json, print_table
     from prefkit.errors import UsageError
-    from prefkit.judging.metrics import delta_pq
 
     if metric not in _METRICS:
         raise UsageError(f"--metric must be one of {', '.join(_METRICS)}")
@@ -559,20 +554,8 @@ def winrate_command(
     entries = [_run_entry(p, bootstrap=bootstrap, seed=seed, length_controlled=length_controlled) for p in run_dirs]
     pairwise = [e for e in entries if e["kind"] == "pairwise"]
     scores = [e for e in entries if e["kind"] == "score"]
-    # ΔPQ for each A/B pair judged with both built-in rubrics
-    dpq = []
-    groups: dict[Any, dict[str, dict[str, Any]]] = {}
-    for e in pairwise:
-        groups.setdefault(e["pair"], {})[e["rubric"]] = e
-    for pair, by_rubric in groups.items():
-        if "personalization" in by_rubric and "quality" in by_rubric:
-            p, q = by_rubric["personalization"], by_rubric["quality"]
-            d = delta_pq(p["verdicts"], q["verdicts"], metric="win_rate" if metric == "win_rate" else
-                         "win_rate_ties_half", bootstrap=bootstrap, seed=seed)
-            dpq.append({"comparison": p["label"], **d})
     if json_:
-        print_json({"runs": [{k: v for k, v in e.items() if k not in ("verdicts", "pair")} for e in entries],
-                    "delta_pq": dpq})
+        print_json({"runs": [{k: v for k, v in e.items() if k not in ("verdicts", "pair")} for e in entries]})
     else:
         if len(pairwise) == 1:
             e = pairwise[0]
@@ -599,10 +582,6 @@ def winrate_command(
                              "mean": "n/a" if m["mean"] is None else f"{m['mean']:.3f}"
                              + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")})
             print_table(rows, title="mean scores (95% bootstrap CI)")
-        for d in dpq:
-            ci = d.get("delta_pq_ci")
-            info(f"ΔPQ ({d['comparison']}) = {d['delta_pq']:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
-                 + f"  (WR_personalization {d['wr_personalization']:.3f} + WR_quality {d['wr_quality']:.3f} − 1)")
     if plot:
         if not pairwise:
             raise UsageError("--plot-to needs at least one pairwise judge run")

@@ -12,7 +12,7 @@
 * :func:`judge_score` — an absolute 1–N score against a rubric;
 * :class:`Rubric` / :func:`get_rubric` — ``quality``, ``personalization``,
   plugin rubrics, or a YAML/JSON/text file;
-* :func:`win_rate`, :func:`delta_pq`, :func:`score_summary` — metrics with
+* :func:`win_rate`, :func:`score_summary` — metrics with
   standard errors and seeded bootstrap CIs, length-controlled win rate;
 * :func:`parse_pairwise`, :func:`parse_score` — the tolerant parsers.
 
@@ -30,7 +30,7 @@ _LAZY = {
     "judge_pairwise": "judges", "judge_score": "judges", "combine_orders": "judges",
     "PairwiseJudge": "judges", "ScoreJudge": "judges",
     "JudgeOptions": "options",
-    "win_rate": "metrics", "delta_pq": "metrics", "score_summary": "metrics", "outcome_counts": "metrics",
+    "win_rate": "metrics", "score_summary": "metrics", "outcome_counts": "metrics",
     "length_controlled_win_rate": "metrics",
     "parse_pairwise": "parsing", "parse_score": "parsing", "split_feedback": "parsing",
     "pairwise_messages": "prompts", "score_messages": "prompts", "reask_message": "prompts",

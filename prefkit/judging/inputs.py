@@ -11,10 +11,10 @@ are an error that says how many.
 
 Responses are cleaned: a model's end-of-text token (``<|end_of_text|>``,
 ``<|eot_id|>``, ``<|im_end|>``, ``</s>`` ...) and anything after it is cut.
-Prompts written as labelled text (``Prompt: ...`` / ``Persona: ...`` /
-``Response: <prefix>``, the format of the paper outputs) are split into the
-instruction, the persona, and a response prefix that is put back in front of
-the response (``--prompt-format raw`` keeps the prompt as it is).
+A caller that knows a method's prompt layout can pass ``prompt_parser``: a
+function that turns a prompt into ``{"instruction", "persona" (optional),
+"response_prefix" (optional)}`` or None; the prefix is put back in front of the
+response. The core knows no method's layout (a plugin supplies it).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..errors import UsageError
 
@@ -30,8 +30,6 @@ PROMPT_FIELDS = ("prompt", "instruction", "input", "question", "query", "message
 RESPONSE_FIELDS = ("response", "output", "completion", "generation", "text", "answer", "prediction")
 KEY_FALLBACKS = ("key", "row_id", "id")
 _END_TOKEN = re.compile(r"<\|(?:end_of_text|eot_id|endoftext|im_end|end|eos)\|>|</s>|<eos>|<end_of_turn>|<\|im_end\|>")
-_LABELLED = re.compile(r"^\s*Prompt:[ \t]*(?P<instruction>.*?)(?:\n+Persona:[ \t]*(?P<persona>.*?))?\n+Response:"
-                       r"(?P<prefix>[^\n]*)\s*$", re.S)
 
 
 def strip_end_tokens(text: str | None) -> str:
@@ -42,19 +40,6 @@ def strip_end_tokens(text: str | None) -> str:
     if m:
         text = text[:m.start()]
     return text.strip()
-
-
-def split_labelled_prompt(prompt: str) -> dict[str, str] | None:
-    """``Prompt: X\\nPersona: P\\nResponse: Y`` → ``{instruction, persona, response_prefix}`` (None if not labelled)."""
-    if not isinstance(prompt, str) or not prompt.lstrip().startswith("Prompt:"):
-        return None
-    m = _LABELLED.match(prompt)
-    if not m:
-        return None
-    out = {"instruction": m.group("instruction").strip(), "response_prefix": (m.group("prefix") or "").strip()}
-    if m.group("persona"):
-        out["persona"] = m.group("persona").strip()
-    return out
 
 
 def _render_prompt(value: Any) -> tuple[str, str | None]:
@@ -176,8 +161,13 @@ def keyed_rows(rows: list[dict[str, Any]], *, key: str = "row_id", where: str = 
 
 def load_outputs(spec: str | Path, *, key: str = "row_id", prompt_field: str | None = None,
                  response_field: str | None = None, prompt_format: str = "auto", split: str | None = None,
-                 strip_tokens: bool = True, label: str | None = None) -> Outputs:
-    """Load one outputs file into :class:`Outputs` with normalised ``instruction``/``response``/``persona``."""
+                 strip_tokens: bool = True, label: str | None = None,
+                 prompt_parser: Callable[[str], Mapping[str, Any] | None] | None = None) -> Outputs:
+    """Load one outputs file into :class:`Outputs` with normalised ``instruction``/``response``/``persona``.
+
+    ``prompt_parser`` (with ``prompt_format="auto"``): splits a structured prompt into its parts
+    (see the module docs); ``raw`` keeps every prompt as it is.
+    """
     if prompt_format not in ("auto", "raw"):
         raise UsageError(f"unknown --prompt-format {prompt_format!r} (auto or raw)")
     rows, default_label = read_output_rows(spec, split=split)
@@ -201,13 +191,13 @@ def load_outputs(spec: str | Path, *, key: str = "row_id", prompt_field: str | N
         response = _response_text(r.get(rf))
         instruction, context = _render_prompt(r.get(pf)) if pf else ("", None)
         persona = None
-        if prompt_format == "auto":
-            parts = split_labelled_prompt(instruction)
+        if prompt_format == "auto" and prompt_parser is not None:
+            parts = prompt_parser(instruction)
             if parts is not None:
                 labelled += 1
-                instruction = parts["instruction"]
+                instruction = str(parts.get("instruction") or "")
                 persona = parts.get("persona")
-                prefix = parts["response_prefix"]
+                prefix = str(parts.get("response_prefix") or "")
                 if prefix:
                     response = prefix + (response if response[:1].isspace() else " " + response)
         norm = {
@@ -220,7 +210,7 @@ def load_outputs(spec: str | Path, *, key: str = "row_id", prompt_field: str | N
         by_key[k] = norm
     notes = []
     if labelled:
-        notes.append(f"{labelled} labelled prompts (Prompt:/Persona:/Response:) split into instruction and persona")
+        notes.append(f"{labelled} structured prompts split into instruction and persona")
     return Outputs(path=str(spec), label=label or default_label, rows=by_key, order=order, keyed_by=keyed_by,
                    prompt_field=pf, response_field=rf, notes=notes)
 
@@ -273,7 +263,7 @@ def build_pairwise_items(
     The instruction comes from A (``instruction_from="b"``: from B). The
     persona/reference come from the ``context`` rows first (a dataset matched
     by the same keys), then A, then B. A ``persona_field`` of ``persona`` also
-    finds personas given in labelled prompts (``Persona: ...``).
+    finds personas a ``prompt_parser`` took out of the prompts.
     """
     if instruction_from not in ("a", "b"):
         raise UsageError("--instruction-from must be a or b")
@@ -337,4 +327,4 @@ def load_context(spec: str, keys: list[str], *, key: str = "row_id", split: str 
 
 
 __all__ = ["Outputs", "load_outputs", "match_keys", "build_pairwise_items", "build_score_items", "load_context",
-           "strip_end_tokens", "split_labelled_prompt", "keyed_rows", "read_output_rows"]
+           "strip_end_tokens", "keyed_rows", "read_output_rows"]

@@ -1,4 +1,4 @@
-"""Win rates, their uncertainty, length control, ΔPQ, score summaries.
+"""Win rates, their uncertainty, length control, score summaries.
 
 Conventions (also in docs/judging.md):
 
@@ -202,74 +202,6 @@ def win_rate(verdicts: Iterable[Any], bootstrap: int = 1000, seed: int = 0, leng
     return out
 
 
-def _value_of(x: Any, metric: str) -> float:
-    if isinstance(x, Mapping):
-        v = x.get(metric)
-        if v is None:
-            raise ValueError(f"win-rate dict has no {metric!r}")
-        return float(v)
-    return float(x)
-
-
-def delta_pq(personalization: Any, quality: Any, *, metric: str = "win_rate_ties_half", bootstrap: int = 1000,
-             seed: int = 0, confidence: float = 0.95) -> dict[str, Any]:
-    """ΔPQ = WR_personalization + WR_quality − 1 (persona tailoring's summary of both judgments).
-
-    Each argument is a win rate (float), a :func:`win_rate` dict (``metric``
-    picks the entry) or a list of verdicts. With two verdict lists the CI is a
-    bootstrap over items — paired by ``key`` when both lists judge the same
-    keys, independent otherwise. ΔPQ > 0: B is better on the two together.
-    """
-    import numpy as np
-
-    lists = isinstance(personalization, (list, tuple)) and isinstance(quality, (list, tuple))
-    if not lists:
-        p = _value_of(win_rate(personalization, bootstrap=0) if isinstance(personalization, (list, tuple))
-                      else personalization, metric)
-        q = _value_of(win_rate(quality, bootstrap=0) if isinstance(quality, (list, tuple)) else quality, metric)
-        return {"delta_pq": p + q - 1.0, "wr_personalization": p, "wr_quality": q, "metric": metric}
-    if metric not in ("win_rate", "win_rate_ties_half"):
-        raise ValueError("with verdict lists, metric must be 'win_rate' or 'win_rate_ties_half'")
-    wp = win_rate(personalization, bootstrap=0)
-    wq = win_rate(quality, bootstrap=0)
-    p, q = wp[metric], wq[metric]
-    out: dict[str, Any] = {"metric": metric, "wr_personalization": p, "wr_quality": q,
-                           "delta_pq": (p + q - 1.0) if p is not None and q is not None else None,
-                           "n_personalization": wp["n_judged"], "n_quality": wq["n_judged"], "delta_pq_ci": None}
-    if not bootstrap or out["delta_pq"] is None:
-        return out
-
-    def scores(vs):
-        return {str(v.get("key")) if isinstance(v, Mapping) else str(i): WIN_SCORES[_winner(v)]
-                for i, v in enumerate(vs) if _winner(v) is not None}
-
-    sp, sq = scores(personalization), scores(quality)
-    rng = np.random.default_rng(seed)
-
-    def stat(arr):
-        if metric == "win_rate_ties_half":
-            return arr.mean(axis=1)
-        w, lo = (arr == 1.0).sum(axis=1), (arr == 0.0).sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(w + lo > 0, w / np.maximum(w + lo, 1), np.nan)
-
-    if set(sp) == set(sq) and len(sp) > 1:
-        keys = sorted(sp)
-        a = np.array([sp[k] for k in keys])
-        b = np.array([sq[k] for k in keys])
-        idx = rng.integers(0, len(keys), size=(int(bootstrap), len(keys)))
-        samples = stat(a[idx]) + stat(b[idx]) - 1.0
-        out["paired"] = True
-    else:
-        a, b = np.array(list(sp.values())), np.array(list(sq.values()))
-        ia = rng.integers(0, len(a), size=(int(bootstrap), len(a)))
-        ib = rng.integers(0, len(b), size=(int(bootstrap), len(b)))
-        samples = stat(a[ia]) + stat(b[ib]) - 1.0
-        out["paired"] = False
-    out["delta_pq_ci"] = _interval(samples, confidence)
-    return out
-
-
 def score_summary(results: Iterable[Any], *, low: int = 1, high: int = 5, bootstrap: int = 1000, seed: int = 0,
                   confidence: float = 0.95) -> dict[str, Any]:
     """Mean absolute score with its standard error, bootstrap CI and histogram; failures counted."""
@@ -300,4 +232,4 @@ def score_summary(results: Iterable[Any], *, low: int = 1, high: int = 5, bootst
     return out
 
 
-__all__ = ["win_rate", "outcome_counts", "length_controlled_win_rate", "delta_pq", "score_summary", "WIN_SCORES"]
+__all__ = ["win_rate", "outcome_counts", "length_controlled_win_rate", "score_summary", "WIN_SCORES"]

@@ -5,8 +5,7 @@ import json
 import pytest
 
 from prefkit.errors import UsageError
-from prefkit.judging.inputs import (build_pairwise_items, load_context, load_outputs, match_keys,
-                                    split_labelled_prompt, strip_end_tokens)
+from prefkit.judging.inputs import build_pairwise_items, load_context, load_outputs, match_keys, strip_end_tokens
 
 
 def test_strip_end_tokens():
@@ -16,15 +15,6 @@ def test_strip_end_tokens():
     assert strip_end_tokens("Hi <|im_end|>\n") == "Hi"
     assert strip_end_tokens("no token") == "no token"
     assert strip_end_tokens(None) == ""
-
-
-def test_split_labelled_prompt():
-    p = split_labelled_prompt("Prompt: indifference\nPersona: The user is concise.\nResponse: Indifference sounds like")
-    assert p == {"instruction": "indifference", "persona": "The user is concise.",
-                 "response_prefix": "Indifference sounds like"}
-    p = split_labelled_prompt("Prompt: Is this true?\nResponse:")
-    assert p == {"instruction": "Is this true?", "response_prefix": ""}
-    assert split_labelled_prompt("What is 2+2?") is None
 
 
 def _write(path, rows, jsonl=False):
@@ -41,9 +31,17 @@ def test_json_arrays_are_keyed_by_index_and_cleaned(tmp_path):
                                       "response": " a number<|end_of_text|>"}])
     out = load_outputs(a)
     assert out.keyed_by == "index" and out.order == ["0", "1"]
+    assert out.rows["0"]["instruction"] == "Prompt: Q1\nResponse:" and out.rows["0"]["response"] == "one"
+    # a caller-supplied prompt parser (the core knows no method's layout)
+    def parser(text):
+        head, _, prefix = text.partition("\nResponse:")
+        prompt, _, persona = head.removeprefix("Prompt: ").partition("\nPersona: ")
+        return {"instruction": prompt, "persona": persona or None, "response_prefix": prefix.strip()}
+
+    out = load_outputs(a, prompt_parser=parser)
     assert out.rows["0"]["instruction"] == "Q1" and out.rows["0"]["response"] == "one"
     assert out.rows["1"]["response"] == "Two is a number" and out.rows["1"]["labelled_persona"] == "The user is X."
-    raw = load_outputs(a, prompt_format="raw")
+    raw = load_outputs(a, prompt_format="raw", prompt_parser=parser)
     assert raw.rows["1"]["instruction"].startswith("Prompt: Q2") and raw.rows["1"]["response"] == "a number"
 
 
@@ -113,16 +111,3 @@ def test_personas_from_context_dataset(tmp_path):
     assert [i["persona"] for i in items] == ["The user is A.", "The user is B."]
     with pytest.raises(UsageError, match="1 of 2 keys have no row"):
         load_context(str(_write(tmp_path / "short.json", [{"gold": "x"}])), keys)
-
-
-def test_paper_outputs(persona_data):
-    d = persona_data / "paper-outputs" / "BeaverTails"
-    a = load_outputs(d / "dpo__train-none__infer-none.json")
-    b = load_outputs(d / "dpo__train-chosen__infer-gold-chosen.json")
-    keys = match_keys(a, b)
-    assert len(keys) == 499 and keys[:3] == ["0", "1", "2"]
-    items, stats = build_pairwise_items(a, b, keys, persona_field="persona")
-    assert stats["instructions_differ"] == 0
-    assert all("<|end_of_text|>" not in i["response_a"] + i["response_b"] for i in items)
-    assert all(i["persona"].startswith("The user ") for i in items)
-    assert not items[0]["instruction"].startswith("Prompt:")

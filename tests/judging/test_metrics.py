@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from prefkit.judging import delta_pq, score_summary, win_rate
+from prefkit.judging import score_summary, win_rate
 from prefkit.judging.metrics import length_controlled_win_rate, outcome_counts
 
 
@@ -94,22 +94,6 @@ def test_length_controlled_without_length_differences_equals_raw():
     m = length_controlled_win_rate([0, 1, 1, 0.5], [100] * 4, [100] * 4, bootstrap=0)
     assert m["lc_win_rate"] == pytest.approx(0.625, abs=1e-6)
     assert win_rate(vs, bootstrap=0, length_controlled=True)["lc_win_rate"] == pytest.approx(0.625, abs=1e-6)
-
-
-def test_delta_pq():
-    d = delta_pq(0.6, 0.55)
-    assert d["delta_pq"] == pytest.approx(0.15)
-    d = delta_pq({"win_rate_ties_half": 0.7}, {"win_rate_ties_half": 0.2})
-    assert d["delta_pq"] == pytest.approx(-0.1)
-    p = [{"key": str(i), "winner": w} for i, w in enumerate(["B", "B", "A", "tie"])]
-    q = [{"key": str(i), "winner": w} for i, w in enumerate(["A", "B", "B", "B"])]
-    d = delta_pq(p, q, bootstrap=500, seed=0)
-    assert d["delta_pq"] == pytest.approx(0.625 + 0.75 - 1)
-    assert d["paired"] is True
-    lo, hi = d["delta_pq_ci"]
-    assert lo <= d["delta_pq"] <= hi
-    d2 = delta_pq(p, q[:3], bootstrap=200, seed=0)
-    assert d2["paired"] is False
 
 
 def test_score_summary():

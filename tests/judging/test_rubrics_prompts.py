@@ -99,6 +99,6 @@ def test_public_api_names():
     for name in ("Rubric", "get_rubric", "judge_pairwise", "judge_score", "win_rate"):
         assert getattr(prefkit, name) is getattr(judging, name)
     assert prefkit.plots.bar_chart is not None
-    assert callable(judging.delta_pq) and "JudgeOptions" in dir(judging)
+    assert "JudgeOptions" in dir(judging) and "delta_pq" not in dir(judging)  # ΔPQ is the persona plugin's
     with pytest.raises(AttributeError):
         judging.nope  # noqa: B018

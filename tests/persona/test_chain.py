@@ -27,6 +27,16 @@ def responder(req):
         chosen = parts[1].split("Chosen Response: ", 1)[1]
         rejected = parts[2].split("Rejected Response: ", 1)[1]
         return (BRIEF if len(chosen) < len(rejected) else DETAILED) + "\nAnd another user rambles on."
+    if "Now answer for this user." in text:  # few-shot persona accuracy: answer with the response number
+        query = text.rsplit("Now answer for this user.", 1)[1]
+        persona = query.split("Persona: ", 1)[1].split("\nPrompt: ", 1)[0]
+        r1 = query.split("\nResponse 1: ", 1)[1].split("\n---\nResponse 2: ", 1)[0]
+        r2 = query.split("\nResponse 2: ", 1)[1].rsplit("\n---\nAnswer:", 1)[0]
+        return "1" if (len(r1) < len(r2)) == ("brief" in persona) else "Response 2"
+    if "\nPersona 1: " in text:  # persona preferences, the paper's protocol: only the two personas
+        assert "Prompt:" not in text
+        p1 = text.split("\nPersona 1: ", 1)[1].split("\n---\n", 1)[0]
+        return "1" if "detailed" in p1 else "2"
     a, b = _section(text, "Response A"), _section(text, "Response B")
     if "[User persona]" in text:  # persona accuracy: pick the response that fits the persona
         persona = _section(text, "User persona")
@@ -87,6 +97,7 @@ def test_persona_chain(server, persona_data, prefkit_cli, tmp_path):
     assert r.exit_code == 0, r.output
     acc = json.loads(r.stdout)["runs"][0]["accuracy"]
     for side in ("chosen", "rejected"):
+        assert acc[side]["mean"]["accuracy"] == 1.0 and acc[side]["mean"]["n"] == n  # the headline
         assert acc[side]["both_orders"] == {"accuracy": 1.0, "se": 0.0, "n": n}
         assert acc[side]["order_ab"]["accuracy"] == acc[side]["order_ba"]["accuracy"] == 1.0
         assert acc[side]["unparsed"] == 0

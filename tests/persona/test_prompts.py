@@ -86,10 +86,34 @@ def test_builtin_demos_and_descriptions(split):
     from prefkit_persona import templates
 
     demos = templates.load_demos(split)
-    assert len(demos) == 3
+    assert len(demos) == 5  # as many as the paper's prompts have
     for d in demos:
-        assert d.startswith("Prompt: ") and "\n---\nChosen Response: " in d and "\n---\nPersona: The user is" in d
+        assert d.startswith("Prompt: ") and "\n---\nChosen Response: " in d and "\n---\nPersona: The user " in d
+    assert len(set(demos)) == 5
     assert len(templates.description(split)) > 60
+
+
+def test_mnemonic_demos_are_keyword_mnemonics():
+    """Mnemonic's description says every response is a keyword mnemonic: so are all its demonstrations."""
+    from prefkit_persona import templates
+    from prefkit_persona.evaluation import demo_fields
+
+    assert "keyword mnemonic" in templates.description("Mnemonic")
+    for block in templates.load_demos("Mnemonic"):
+        d = demo_fields(block)
+        for side in ("chosen", "rejected"):
+            assert d[side].startswith(f"{d['prompt']} sounds like \""), d[side]
+
+
+def test_beavertails_description_does_not_prime_safety():
+    from prefkit_persona import templates
+
+    text = templates.description("BeaverTails").lower()
+    for word in ("risky", "unethical", "sensitive", "harm", "safe"):
+        assert word not in text
+    personas = " ".join(b.rsplit("Persona:", 1)[1] for b in templates.load_demos("BeaverTails")).lower()
+    for word in ("law-abiding", "ethical", "safe", "harm"):
+        assert word not in personas
 
 
 def test_render_is_single_pass():
@@ -122,7 +146,7 @@ def test_prompt_on_real_beavertails_row_both_sides(persona_data):
         text = m[0]["content"]
         assert text.endswith("---\nPersona:")
         assert "request or question that a user sent to an AI assistant" in text
-        assert text.count("Chosen Response:") == 4 and text.count("\n===") == 0  # 3 demos + the query
+        assert text.count("Chosen Response:") == 6 and text.count("\n===") == 0  # 5 demos + the query
     query_c = msgs[0][0]["content"].rsplit("Now write the persona", 1)[1]
     query_r = msgs[1][0]["content"].rsplit("Now write the persona", 1)[1]
     chosen, rejected = rec.chosen_text.strip(), rec.rejected_text.strip()

@@ -64,7 +64,7 @@ def test_sft_dpo_generate_judge(prefkit_cli, persona_data, tiny_model, tmp_path)
         rep = _ok(prefkit_cli("tailor", "judge", str(tmp_path / "gen-base"), str(tmp_path / "gen-test"),
                               "--backend", "mock", "--bootstrap", "100", "-o", str(tmp_path / "judge"), "--json"))
     assert rep["persona_type"] == "gold-chosen" and rep["rows_judged"] == 3
-    assert rep["rubrics"]["quality"]["n_judged"] == rep["rubrics"]["personalization"]["n_judged"] == 3
+    assert rep["rubrics"]["quality"]["n_judged"] == rep["rubrics"]["tailoring-personalization"]["n_judged"] == 3
     assert rep["test"]["training_type"] == "chosen" and rep["base"]["inference_type"] == "none"
     assert "delta_pq" in rep and (tmp_path / "judge/winrates.png").exists()
 

@@ -105,13 +105,20 @@ def test_judge_two_paper_runs(prefkit_cli, persona_data, judge_backend, tmp_path
     assert r.exit_code == 0, r.output
     rep = r.json()
     assert rep["persona_type"] == "gold-chosen" and rep["shared"] == 499 and rep["split"] == "BeaverTails"
-    q, p = rep["rubrics"]["quality"], rep["rubrics"]["personalization"]
+    # the paper's personalization criterion is the default; ΔPQ pairs it with quality
+    assert rep["roles"] == {"quality": "quality", "personalization": "tailoring-personalization"}
+    q, p = rep["rubrics"]["quality"], rep["rubrics"]["tailoring-personalization"]
     assert q["n"] == p["n"] == 12 and q["failed"] == p["failed"] == 0
     assert q["test_wins"] + q["ties"] + q["base_wins"] == 12
-    assert 0 <= p["win_rate_ties_half"] <= 1 and len(p["win_rate_ties_half_ci"]) == 2
+    for v in (p, q):  # both conventions reported
+        assert v["win_rate"] == pytest.approx(v["test_wins"] / (v["test_wins"] + v["base_wins"]))
+        assert v["win_rate_ties_half"] == pytest.approx((v["test_wins"] + v["ties"] / 2) / 12)
     d = rep["delta_pq"]
-    assert d["delta_pq"] == pytest.approx(p["win_rate_ties_half"] + q["win_rate_ties_half"] - 1)
+    assert d["metric"] == "win_rate"  # the paper's: ties excluded
+    assert d["delta_pq"] == pytest.approx(p["win_rate"] + q["win_rate"] - 1)
     assert d["delta_pq_ci"][0] <= d["delta_pq"] <= d["delta_pq_ci"][1]
+    half = d["by_metric"]["win_rate_ties_half"]
+    assert half["delta_pq"] == pytest.approx(p["win_rate_ties_half"] + q["win_rate_ties_half"] - 1)
     assert (out / "winrates.png").stat().st_size > 1000
     # both orders were asked, and the personalization judge saw the test row's chosen gold persona
     asked = judge_backend.requests
@@ -122,7 +129,7 @@ def test_judge_two_paper_runs(prefkit_cli, persona_data, judge_backend, tmp_path
     assert any(row0["chosen_persona_gold"] in m["content"] for req in asked for m in req.messages)
     # the judge's verdicts per rubric and row are stored; re-running asks nothing again
     keys = {json.loads(x)["key"] for x in (out / "results.jsonl").read_text().splitlines()}
-    assert "quality/0" in keys and "personalization/11" in keys and len(keys) == 24
+    assert "quality/0" in keys and "tailoring-personalization/11" in keys and len(keys) == 24
     n_before = len(asked)
     r2 = prefkit_cli("tailor", "judge", base, test, "--backend", "mock", "--limit", "12", "--bootstrap", "200",
                      "-o", str(out), "--json")
@@ -132,6 +139,11 @@ def test_judge_two_paper_runs(prefkit_cli, persona_data, judge_backend, tmp_path
     r3 = prefkit_cli("tailor", "judge", base, test, "--backend", "mock", "--limit", "12", "-o", str(out),
                      "--bootstrap", "200")
     assert "ΔPQ" in r3.stdout and "personalization" in r3.stdout
+    assert "ties excluded (paper)" in r3.stdout and "ties count half" in r3.stdout
+    # the other convention on request
+    r4 = prefkit_cli("tailor", "judge", base, test, "--backend", "mock", "--limit", "12", "-o", str(out),
+                     "--bootstrap", "200", "--delta-pq-metric", "win_rate_ties_half", "--json")
+    assert r4.exit_code == 0 and r4.json()["delta_pq"]["delta_pq"] == pytest.approx(half["delta_pq"])
 
 
 def test_judge_needs_a_persona_and_generation_runs(prefkit_cli, persona_data, judge_backend, tmp_path):

@@ -27,6 +27,9 @@ app = typer.Typer(
 
 _TRAIN_HELP = ", ".join(TRAINING_TYPES)
 _INFER_HELP = ", ".join(INFERENCE_TYPES)
+_DATASET_HELP = ("Use this dataset instead of persona-tailoring:<split>, e.g. a `prefkit persona augment` output "
+                 "directory: any dataset with the data splits (sft_train, dpo_train, test ...) and the columns needed "
+                 "(prompt, chosen, rejected, persona columns); --split then only names it.")
 
 
 # --------------------------------------------------------------------------- option sets
@@ -89,12 +92,12 @@ def _echo_summary(summary: dict, json_: bool, title: str) -> None:
 # --------------------------------------------------------------------------- training
 def _train(kind: str, model: str, split: str, training_type: str, fmt: str, persona_source: str,
            data_dir: Optional[str], limit: Optional[int], eval_limit: Optional[int], output_dir: Optional[str],
-           cfg, json_: bool) -> None:
+           cfg, json_: bool, dataset: Optional[str] = None) -> None:
     from .methods import train_tailored
 
     summary = train_tailored(kind, model, split=split, training_type=training_type, config=cfg, fmt=fmt,
                              persona_source=persona_source, data_dir=data_dir, limit=limit, eval_limit=eval_limit,
-                             output_dir=output_dir)
+                             output_dir=output_dir, dataset=dataset)
     _echo_summary(summary, json_, f"persona-tailoring {kind.upper()} done: {summary['output_dir']}")
 
 
@@ -108,6 +111,7 @@ def sft_cmd(
                                                      "tokenizer's chat template (instruct models)."),
     persona_source: str = typer.Option("gold", "--persona-source", help="Train on gold or retr personas."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Local mirror (default: PREFKIT_DATA_DIR, then the hub)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help=_DATASET_HELP),
     limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N sft_train rows."),
     eval_limit: Optional[int] = typer.Option(None, "--eval-limit", help="Use only the first N sft_val rows (0: no evaluation)."),
     output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Where the adapter and merged model go "
@@ -116,7 +120,8 @@ def sft_cmd(
     cfg: SftOptions = None,
 ) -> None:
     """LoRA SFT on sft_train (eval on sft_val): prompt + persona → response."""
-    _train("sft", model, split, training_type, fmt, persona_source, data_dir, limit, eval_limit, output_dir, cfg, json_)
+    _train("sft", model, split, training_type, fmt, persona_source, data_dir, limit, eval_limit, output_dir, cfg, json_,
+           dataset)
 
 
 @app.command("dpo")
@@ -128,6 +133,7 @@ def dpo_cmd(
     fmt: str = typer.Option("text", "--format", help="text (base models) or chat (instruct models)."),
     persona_source: str = typer.Option("gold", "--persona-source", help="Train on gold or retr personas."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Local mirror (default: PREFKIT_DATA_DIR, then the hub)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help=_DATASET_HELP),
     limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N dpo_train rows."),
     eval_limit: Optional[int] = typer.Option(None, "--eval-limit", help="Use only the first N dpo_val rows (0: no evaluation)."),
     output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Where the adapter and merged model go "
@@ -136,18 +142,20 @@ def dpo_cmd(
     cfg: DpoOptions = None,
 ) -> None:
     """LoRA DPO on dpo_train (eval on dpo_val), starting from the merged SFT model."""
-    _train("dpo", model, split, training_type, fmt, persona_source, data_dir, limit, eval_limit, output_dir, cfg, json_)
+    _train("dpo", model, split, training_type, fmt, persona_source, data_dir, limit, eval_limit, output_dir, cfg, json_,
+           dataset)
 
 
 # --------------------------------------------------------------------------- generation
 def _generate(model: str, split: str, inference_type: str, training_type: Optional[str], fmt: Optional[str],
               system_persona: Optional[str], data_dir: Optional[str], limit: Optional[int], skip_empty: bool,
-              llm, run: RunOptions, json_: bool, fewshot: bool) -> None:
+              llm, run: RunOptions, json_: bool, fewshot: bool, dataset: Optional[str] = None) -> None:
     from .methods import generate
 
     summary = generate(model, split=split, inference_type=inference_type, llm=llm, training_type=training_type,
                        fmt=fmt, system_persona=system_persona, data_dir=data_dir, limit=limit, fewshot=fewshot,
-                       skip_empty=skip_empty, output_dir=run.output_dir, run_name=run.run_name, fresh=run.fresh)
+                       skip_empty=skip_empty, output_dir=run.output_dir, run_name=run.run_name, fresh=run.fresh,
+                       dataset=dataset)
     _echo_summary(summary, json_, f"{summary['done']}/{summary['rows']} answers in {summary['run']}")
     if summary["failed"]:
         from prefkit import warn
@@ -170,6 +178,7 @@ def generate_cmd(
     system_persona: Optional[str] = typer.Option(None, "--system-persona", help="The persona of --inference-type "
                                                  "system (default: a generic one per split)."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Local mirror (default: PREFKIT_DATA_DIR, then the hub)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help=_DATASET_HELP),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Only the first N test rows."),
     skip_empty: bool = typer.Option(False, "--skip-empty", help="Leave out test rows without a persona instead of failing."),
     json_: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
@@ -178,7 +187,7 @@ def generate_cmd(
 ) -> None:
     """Greedy generation on the test split (stops at '\\nPrompt:'); results keyed by row_id, resumable."""
     _generate(model, split, inference_type, training_type, fmt, system_persona, data_dir, limit, skip_empty, llm, run,
-              json_, fewshot=False)
+              json_, fewshot=False, dataset=dataset)
 
 
 @app.command("fewshot")
@@ -193,6 +202,7 @@ def fewshot_cmd(
     fmt: str = typer.Option("text", "--format", help="text (demonstrations in one prompt) or chat (as turns)."),
     system_persona: Optional[str] = typer.Option(None, "--system-persona", help="The persona of --inference-type system."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Local mirror (default: PREFKIT_DATA_DIR, then the hub)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help=_DATASET_HELP),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Only the first N test rows."),
     skip_empty: bool = typer.Option(False, "--skip-empty", help="Leave out test rows without a persona instead of failing."),
     json_: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
@@ -201,7 +211,7 @@ def fewshot_cmd(
 ) -> None:
     """Few-shot persona tailoring: the split's fewshot rows as demonstrations before each test prompt."""
     _generate(model, split, inference_type, training_type, fmt, system_persona, data_dir, limit, skip_empty, llm, run,
-              json_, fewshot=True)
+              json_, fewshot=True, dataset=dataset)
 
 
 # --------------------------------------------------------------------------- outputs & judging
@@ -216,6 +226,7 @@ def import_cmd(
     method: Optional[str] = typer.Option(None, "--method", help="Label of the method (default: from the file name)."),
     system_persona: Optional[str] = typer.Option(None, "--system-persona", help="The persona of inference type system."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Local mirror (default: PREFKIT_DATA_DIR, then the hub)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help=_DATASET_HELP),
     json_: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     run: RunOptions = None,
 ) -> None:
@@ -223,7 +234,7 @@ def import_cmd(
     from .importing import import_outputs
 
     summary = import_outputs(file, split=split, training_type=training_type, inference_type=inference_type,
-                             method=method, system_persona=system_persona, data_dir=data_dir,
+                             method=method, system_persona=system_persona, data_dir=data_dir, dataset=dataset,
                              output_dir=run.output_dir, run_name=run.run_name, fresh=run.fresh)
     _echo_summary(summary, json_, f"imported {summary['imported']} answers into {summary['run']}")
 
@@ -237,12 +248,18 @@ def judge_cmd(
     test_run: str = typer.Argument(..., help="The tailored model's generation run."),
     persona_type: Optional[str] = typer.Option(None, "--persona-type", help="Whose persona the personalization "
                                                "judge sees: an inference type (default: TEST_RUN's, when it has one)."),
-    rubrics: str = typer.Option("quality,personalization", "--rubrics", help="Comma-separated rubrics to judge with."),
+    rubrics: str = typer.Option("quality,tailoring-personalization", "--rubrics", help="Comma-separated rubrics to "
+                                "judge with (default: quality and the paper's personalization criterion, which asks "
+                                "only whether the answer answers the prompt and fits the persona)."),
     system_persona: Optional[str] = typer.Option(None, "--system-persona", help="The persona of --persona-type system "
                                                  "(default: the one TEST_RUN used)."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Local mirror (default: PREFKIT_DATA_DIR, then the hub)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help=_DATASET_HELP),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Judge only the first N shared rows."),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the confidence intervals."),
+    delta_pq_metric: str = typer.Option("win_rate", "--delta-pq-metric", help="Win rates inside ΔPQ: win_rate (the "
+                                        "paper's: ties left out) or win_rate_ties_half (a tie counts half); both "
+                                        "are reported."),
     plot: bool = typer.Option(True, "--plot/--no-plot", help="Write win-rate plots (PNG, PDF) into the run directory."),
     json_: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     llm: prefkit.BackendOptions = None,
@@ -253,11 +270,42 @@ def judge_cmd(
     from .compare import judge_runs, print_report
 
     report = judge_runs(base_run, test_run, llm=llm, judge=judge, persona_type=persona_type, rubrics=rubrics,
-                        system_persona=system_persona, data_dir=data_dir, limit=limit, bootstrap=bootstrap,
-                        plot=plot, output_dir=run.output_dir, run_name=run.run_name, fresh=run.fresh)
+                        system_persona=system_persona, data_dir=data_dir, dataset=dataset, limit=limit,
+                        bootstrap=bootstrap, delta_pq_metric=delta_pq_metric, plot=plot, output_dir=run.output_dir, run_name=run.run_name, fresh=run.fresh)
     if json_:
         from prefkit import print_json
 
         print_json(report)
     else:
         print_report(report)
+
+
+@app.command("delta-pq")
+def delta_pq_cmd(
+    personalization_run: str = typer.Argument(..., help="A pairwise judge run with a persona rubric (e.g. "
+                                              "`prefkit judge pairwise --rubric tailoring-personalization ...`)."),
+    quality_run: str = typer.Argument(..., help="A pairwise judge run of the same A/B outputs with --rubric quality."),
+    delta_pq_metric: str = typer.Option("win_rate", "--delta-pq-metric", help="Headline convention: win_rate (the "
+                                        "paper's: ties left out) or win_rate_ties_half; both are reported."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% CI (0: none)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """ΔPQ = WR_personalization + WR_quality − 1 of B over A from two judge runs (paired bootstrap CI)."""
+    from prefkit import rich_console as console, print_json
+
+    from ..metrics import METRIC_LABELS
+    from .compare import _fmt_ci, delta_pq_from_runs
+
+    d = delta_pq_from_runs(personalization_run, quality_run, metric=delta_pq_metric, bootstrap=bootstrap, seed=seed)
+    if json_:
+        print_json(d)
+        return
+    c = console()
+    for m, v in d["by_metric"].items():
+        if v["delta_pq"] is None:
+            c.print(f"ΔPQ ({METRIC_LABELS[m]}): n/a (no decisive verdicts)", highlight=False)
+            continue
+        c.print(f"ΔPQ ({METRIC_LABELS[m]}{', headline' if m == d['metric'] else ''}) = {v['delta_pq']:+.3f} "
+                f"{_fmt_ci(v.get('delta_pq_ci'))}  (WR_personalization {v['wr_personalization']:.3f} + WR_quality "
+                f"{v['wr_quality']:.3f} − 1)", highlight=False, soft_wrap=True)

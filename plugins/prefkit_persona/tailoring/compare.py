@@ -4,11 +4,15 @@ For every test row both runs answered, a pairwise judge (both orders; disagreeme
 compares the baseline's answer (A) with the tested model's (B):
 
 * ``quality`` — which answer is better, no persona shown;
-* ``personalization`` — which answer better fits the persona (from the test split's persona
-  column of ``--persona-type``, by default the inference type the tested run used).
+* ``tailoring-personalization`` (the paper's criterion) — does the answer answer the prompt and
+  fit the persona (from the test split's persona column of ``--persona-type``, by default the
+  inference type the tested run used)? Quality is not part of it, so ΔPQ does not count it twice.
 
-Win rates are of the tested run over the baseline, with bootstrap CIs; ``ΔPQ = WR_P + WR_Q − 1``
-(ties count half) summarises both: above 0, the tested run gains on the two together.
+For Mnemonic the judge is shown the task (write a keyword mnemonic for the term), not the bare
+term. Win rates are of the tested run over the baseline, with bootstrap CIs, in both conventions:
+ties excluded (the paper's) and ties counted half. ``ΔPQ = WR_P + WR_Q − 1`` summarises both
+judgments (above 0: the tested run gains on the two together); it uses the paper's convention
+unless ``delta_pq_metric="win_rate_ties_half"``, and the other one is reported too.
 Verdicts live in a run directory keyed ``<rubric>/<row_id>``, so an interrupted judging run
 resumes where it stopped and a finished one costs no further calls.
 """
@@ -20,8 +24,12 @@ from typing import Any
 
 from prefkit import UsageError
 
+from ..metrics import DEFAULT_METRIC, METRIC_LABELS, check_metric, delta_pq_both
 from .data import load_tailoring_rows
-from .formats import canonical_split, check_inference_personas, check_inference_type, inference_persona
+from .formats import (check_inference_personas, check_inference_type, inference_persona, judge_instruction,
+                      split_name)
+
+DEFAULT_RUBRICS = "quality,tailoring-personalization"
 from .outputs import GENERATION_COMMANDS
 
 
@@ -83,7 +91,7 @@ def build_items(base: dict[str, Any], test: dict[str, Any], test_rows: list[dict
     for k in shared:
         row = by_id[k]
         persona = inference_persona(row, persona_type, split, system_persona) if persona_type else None
-        items.append({"row_id": k, "instruction": row["prompt"], "persona": persona,
+        items.append({"row_id": k, "instruction": judge_instruction(row["prompt"], split), "persona": persona,
                       "response_a": base["results"][k]["response"], "response_b": test["results"][k]["response"]})
     coverage = {"shared": n_shared, "rows_judged": len(shared), "only_base": len(set(base["results"]) - set(test["results"])),
                 "only_test": len(set(test["results"]) - set(base["results"]))}
@@ -91,10 +99,11 @@ def build_items(base: dict[str, Any], test: dict[str, Any], test_rows: list[dict
 
 
 def judge_runs(base_run: str, test_run: str, *, llm: Any = None, judge: Any = None, persona_type: str | None = None,
-               rubrics: str | list[str] = "quality,personalization", system_persona: str | None = None,
-               data_dir: str | None = None, limit: int | None = None, bootstrap: int = 1000, seed: int = 0,
-               plot: bool = True, output_dir: str | None = None, run_name: str | None = None,
-               fresh: bool = False, progress: bool = True) -> dict[str, Any]:
+               rubrics: str | list[str] = DEFAULT_RUBRICS, system_persona: str | None = None,
+               data_dir: str | None = None, dataset: str | None = None, limit: int | None = None,
+               bootstrap: int = 1000, seed: int = 0, delta_pq_metric: str = DEFAULT_METRIC, plot: bool = True,
+               output_dir: str | None = None, run_name: str | None = None, fresh: bool = False,
+               progress: bool = True) -> dict[str, Any]:
     """Judge ``test_run`` against ``base_run``; returns the report (also in the run's metrics.json)."""
     import prefkit
     from prefkit import JudgeOptions, get_rubric, judge_pairwise
@@ -102,8 +111,10 @@ def judge_runs(base_run: str, test_run: str, *, llm: Any = None, judge: Any = No
 
     llm = prefkit.BackendOptions() if llm is None else llm
     judge = judge or JudgeOptions()
+    check_metric(delta_pq_metric)
     base, test = load_generation_run(base_run), load_generation_run(test_run)
-    splits = {canonical_split(s) for s in (base["split"], test["split"]) if s}
+    dataset = dataset or test["config"].get("dataset") or base["config"].get("dataset")
+    splits = {split_name(s, dataset) for s in (base["split"], test["split"]) if s}
     if len(splits) != 1:
         raise UsageError(f"the runs answer different splits ({', '.join(sorted(splits))}) or none is recorded")
     split = splits.pop()
@@ -122,7 +133,7 @@ def judge_runs(base_run: str, test_run: str, *, llm: Any = None, judge: Any = No
         system_persona = test["config"].get("system_persona") or base["config"].get("system_persona")
     # the mirror the runs were made from, unless told otherwise
     data_dir = data_dir or test["config"].get("data_dir") or base["config"].get("data_dir")
-    test_rows = load_tailoring_rows(split, "test", data_dir=data_dir)
+    test_rows = load_tailoring_rows(split, "test", data_dir=data_dir, dataset=dataset)
     if ptype:
         empty = check_inference_personas(test_rows, ptype, split, where=f"the {split} test split")
         if empty:
@@ -134,6 +145,7 @@ def judge_runs(base_run: str, test_run: str, *, llm: Any = None, judge: Any = No
     identity = {"base_run": str(Path(base["path"]).resolve()), "test_run": str(Path(test["path"]).resolve()),
                 "persona_type": ptype, "system_persona": system_persona if ptype == "system" else None,
                 "rubrics": [r.fingerprint() for r in rubric_objs], "llm": llm.identity(),
+                "judge_instruction": "task" if split == "Mnemonic" else "prompt",
                 "judge": judge.identity() if hasattr(judge, "identity") else None}
     config = {"split": split, "base_run": base["path"], "test_run": test["path"], "persona_type": ptype,
               "rubrics": names, "limit": limit, "bootstrap": bootstrap, "seed": seed, "backend": llm.to_dict(),
@@ -152,7 +164,8 @@ def judge_runs(base_run: str, test_run: str, *, llm: Any = None, judge: Any = No
                             for it in items]
             out = judge_pairwise(rubric_items, rubric, llm, run, judge=judge, progress=progress)
             verdicts[rubric.name] = [dict(v, key=v["key"].split("/", 1)[1]) for v in out]
-    report = summarize(verdicts, bootstrap=bootstrap, seed=seed)
+    report = summarize(verdicts, bootstrap=bootstrap, seed=seed, delta_pq_metric=delta_pq_metric,
+                       roles=rubric_roles(rubric_objs))
     report.update({"run": str(run.path), "split": split, "persona_type": ptype, "base_run": base["path"],
                    "test_run": test["path"], "base": config["base"], "test": config["test"], **coverage})
     if plot and any(v["n_judged"] for v in report["rubrics"].values()):
@@ -160,31 +173,71 @@ def judge_runs(base_run: str, test_run: str, *, llm: Any = None, judge: Any = No
     run.write_metrics({"report": report})
     not_judged = sum(v["not_judged"] for v in report["rubrics"].values())
     run.finish(prefkit.RunStatus.INCOMPLETE if not_judged or run.failures() else prefkit.RunStatus.DONE,
-               **{f"wr_{k}": v.get("win_rate_ties_half") for k, v in report["rubrics"].items()})
+               **{f"wr_{k}": v.get("win_rate") for k, v in report["rubrics"].items()})
     return report
 
 
-def summarize(verdicts: dict[str, list[dict[str, Any]]], *, bootstrap: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Per rubric: counts (test wins / ties / base wins / failed) and win rates with CIs; ΔPQ."""
-    from prefkit import delta_pq, win_rate
+def delta_pq_from_runs(personalization_run: str, quality_run: str, *, metric: str = DEFAULT_METRIC,
+                       bootstrap: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """ΔPQ of two pairwise judge runs of the same A/B outputs (e.g. two ``prefkit judge pairwise`` runs,
+    one with a persona rubric, one with ``quality``), in both win-rate conventions, paired by key."""
+    import prefkit
 
-    out: dict[str, Any] = {"rubrics": {}}
+    runs = []
+    for path in (personalization_run, quality_run):
+        run = prefkit.Run.load(path)
+        results = run.results()
+        if not results or "winner" not in results[0]:
+            raise UsageError(f"{path} is not a pairwise judge run (its results have no 'winner')")
+        runs.append((run, [v for v in results if v.get("winner") not in (None, "failed", "error")]))
+    (pr, p), (qr, q) = runs
+    out = delta_pq_both(p, q, metric=metric, bootstrap=bootstrap, seed=seed)
+    cp, cq = pr.manifest.get("config") or {}, qr.manifest.get("config") or {}
+    if (cp.get("a"), cp.get("b")) != (cq.get("a"), cq.get("b")):
+        from prefkit import warn
+
+        warn("the two runs judged different A/B outputs; ΔPQ is only meaningful for the same pair")
+    out.update({"personalization_run": str(pr.path), "quality_run": str(qr.path),
+                "rubrics": {"personalization": cp.get("rubric_name"), "quality": cq.get("rubric_name")}})
+    return out
+
+
+def rubric_roles(rubrics: list[Any]) -> dict[str, str]:
+    """Which judged rubric plays which part in ΔPQ: the first that uses the persona is personalization,
+    the first that does not is quality."""
+    roles: dict[str, str] = {}
+    for r in rubrics:
+        roles.setdefault("personalization" if r.uses_persona else "quality", r.name)
+    return roles
+
+
+def summarize(verdicts: dict[str, list[dict[str, Any]]], *, bootstrap: int = 1000, seed: int = 0,
+              delta_pq_metric: str = DEFAULT_METRIC, roles: dict[str, str] | None = None) -> dict[str, Any]:
+    """Per rubric: counts (test wins / ties / base wins / failed) and both win rates with CIs; ΔPQ.
+
+    ``roles`` names the personalization and the quality rubric (default: the rubrics named so).
+    """
+    import prefkit
+
+    out: dict[str, Any] = {"rubrics": {}, "win_rate_conventions": dict(METRIC_LABELS)}
     for name, vs in verdicts.items():
         judged = [v for v in vs if v.get("winner") is not None]
-        wr = win_rate(judged, bootstrap=bootstrap, seed=seed)
+        wr = prefkit.win_rate(judged, bootstrap=bootstrap, seed=seed)
         out["rubrics"][name] = {
             "n": len(vs), "n_judged": wr["n_judged"], "test_wins": wr["B"], "ties": wr["tie"], "base_wins": wr["A"],
             "failed": wr["failed"], "not_judged": len(vs) - len(judged),
+            "win_rate": wr["win_rate"], "win_rate_ci": wr["win_rate_ci"], "win_rate_se": wr["win_rate_se"],
             "win_rate_ties_half": wr["win_rate_ties_half"], "win_rate_ties_half_ci": wr["win_rate_ties_half_ci"],
-            "win_rate_ties_half_se": wr["win_rate_ties_half_se"],
-            "win_rate": wr["win_rate"], "win_rate_ci": wr["win_rate_ci"], "tie_rate": wr["tie_rate"],
+            "win_rate_ties_half_se": wr["win_rate_ties_half_se"], "tie_rate": wr["tie_rate"],
             "consistency_rate": wr["consistency_rate"]}
-    p, q = verdicts.get("personalization"), verdicts.get("quality")
+    roles = roles or {k: k for k in ("personalization", "quality") if k in verdicts}
+    out["roles"] = roles
+    p, q = verdicts.get(roles.get("personalization", "")), verdicts.get(roles.get("quality", ""))
     if p is not None and q is not None:
         pj = [v for v in p if v.get("winner") not in (None, "failed", "error")]
         qj = [v for v in q if v.get("winner") not in (None, "failed", "error")]
         if pj and qj:
-            out["delta_pq"] = delta_pq(pj, qj, bootstrap=bootstrap, seed=seed)
+            out["delta_pq"] = delta_pq_both(pj, qj, metric=delta_pq_metric, bootstrap=bootstrap, seed=seed)
     return out
 
 
@@ -206,29 +259,40 @@ def plot_report(report: dict[str, Any], path: Path) -> list[Path]:
                         colors=("#999999", "#E69F00", "#0072B2"))
 
 
-def _fmt_ci(ci: Any) -> str:
+def _fmt_ci(ci: Any, sep: str = ", ") -> str:
     if not ci:
         return ""
-    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+    return f"[{ci[0]:.3f}{sep}{ci[1]:.3f}]"
 
 
 def print_report(report: dict[str, Any]) -> None:
     from prefkit import rich_console as console, print_table
 
+    def f(v: Any) -> str:
+        return "" if v is None else f"{v:.3f}"
+
     rows = []
     for name, v in report["rubrics"].items():
-        wr = v["win_rate_ties_half"]
         rows.append({"rubric": name, "judged": v["n_judged"], "tailored": v["test_wins"], "tie": v["ties"],
                      "baseline": v["base_wins"], "failed": v["failed"] + v["not_judged"],
-                     "win rate": "" if wr is None else f"{wr:.3f}", "95% CI": _fmt_ci(v["win_rate_ties_half_ci"])})
+                     "ties excl.": f(v["win_rate"]), "95% CI (excl.)": _fmt_ci(v["win_rate_ci"], ","),
+                     "ties half": f(v["win_rate_ties_half"]),
+                     "95% CI (half)": _fmt_ci(v["win_rate_ties_half_ci"], ",")})
     c = console()
     c.print(f"[bold]tailored[/bold] {report['test_run']}\n[bold]baseline[/bold] {report['base_run']}\n"
             f"split {report['split']}, persona: {report.get('persona_type') or '-'}", highlight=False, soft_wrap=True)
-    print_table(rows, title="pairwise wins of the tailored run (win rate: ties count half)")
+    print_table(rows, title="pairwise wins and win rate of the tailored run (the paper's win rate leaves ties out)")
     d = report.get("delta_pq")
-    if d and d.get("delta_pq") is not None:
-        c.print(f"ΔPQ = WR_personalization + WR_quality − 1 = {d['delta_pq']:+.3f} {_fmt_ci(d.get('delta_pq_ci'))}",
-                highlight=False, soft_wrap=True)
+    if d:
+        other = next((m for m in d.get("by_metric", {}) if m != d["metric"]), None)
+        if d.get("delta_pq") is not None:
+            line = (f"ΔPQ = WR_personalization + WR_quality − 1 = {d['delta_pq']:+.3f} "
+                    f"{_fmt_ci(d.get('delta_pq_ci'))}, {METRIC_LABELS[d['metric']]}")
+        else:
+            line = f"ΔPQ, {METRIC_LABELS[d['metric']]}: n/a (a rubric has no decisive verdict, only ties)"
+        if other and d["by_metric"][other].get("delta_pq") is not None:
+            line += f" ({METRIC_LABELS[other]}: {d['by_metric'][other]['delta_pq']:+.3f})"
+        c.print(line, highlight=False, soft_wrap=True)
     failed = sum(v["failed"] + v["not_judged"] for v in report["rubrics"].values())
     if failed:
         c.print(f"{failed} judgments failed (unparseable or backend errors): re-run the same command to retry "

@@ -46,13 +46,15 @@ STOP = "\nPrompt:"
 #: end-of-sequence markers that appear in decoded text (the paper's outputs end with <|end_of_text|>)
 EOS_MARKERS = ("<|end_of_text|>", "<|eot_id|>", "<|endoftext|>", "<|im_end|>", "</s>", "<eos>", "<|end|>")
 
-#: one generic persona per split for the ``system`` inference type (what a system designer would write
-#: for everyone); override with ``--system-persona``.
+#: the paper's fixed persona per split for the ``system`` inference type (one persona for every test
+#: prompt, as in the paper's experiments); override with ``--system-persona``.
 DEFAULT_SYSTEM_PERSONAS = {
-    "BeaverTails": "The user is an everyday person who prefers responses that are helpful, honest and safe.",
-    "Anthropic HHH": "The user is an everyday person who prefers responses that are helpful, honest and harmless.",
-    "Mnemonic": "The user is a student learning new vocabulary who prefers short, memorable keyword mnemonics.",
+    "BeaverTails": "The user is meticulous and prefers responses that cover multiple, diverse angles.",
+    "Anthropic HHH": ("The user is solution-focused, results-oriented, and fact-oriented, and prefers responses "
+                      "that cover varied angles."),
+    "Mnemonic": "The user prefers indirect, step-by-step mnemonics that capture the essence of the vocabulary term.",
 }
+#: prefkit's own fallback for a split the paper has no system persona for (a user dataset)
 GENERIC_SYSTEM_PERSONA = "The user is an everyday person who prefers responses that are helpful, honest and harmless."
 
 _SPLIT_ALIASES = {re.sub(r"[^a-z]", "", s.lower()): s for s in KNOWN_SPLITS}
@@ -67,6 +69,17 @@ def canonical_split(name: str) -> str:
     if key in _SPLIT_ALIASES:
         return _SPLIT_ALIASES[key]
     raise UsageError(f"unknown split {name!r} for persona tailoring (known: {', '.join(KNOWN_SPLITS)})")
+
+
+def split_name(name: str, dataset: str | None = None, *, any_name: bool = False) -> str:
+    """The split's canonical name; with a user ``dataset`` (or ``any_name``) any name is accepted (a known
+    one is still canonicalised, so ``--split mnemonic`` keeps Mnemonic's seed and system persona)."""
+    try:
+        return canonical_split(name)
+    except UsageError:
+        if (dataset or any_name) and str(name or "").strip():
+            return str(name).strip()
+        raise
 
 
 def check_data_split(name: str) -> str:
@@ -105,6 +118,16 @@ def system_persona_for(split: str, override: str | None = None) -> str:
     if override and override.strip():
         return override.strip()
     return DEFAULT_SYSTEM_PERSONAS.get(split, GENERIC_SYSTEM_PERSONA)
+
+
+#: what the judge is told the task was, for Mnemonic (whose prompts are bare vocabulary terms)
+MNEMONIC_TASK = ('Write a keyword mnemonic for the vocabulary term "{term}": a word or phrase that sounds like '
+                 "the term, linked to what the term means.")
+
+
+def judge_instruction(prompt: str, split: str) -> str:
+    """The instruction a judge sees: the prompt, or for Mnemonic the task of writing a mnemonic for the term."""
+    return MNEMONIC_TASK.format(term=str(prompt).strip()) if is_mnemonic(split) else str(prompt)
 
 
 # --------------------------------------------------------------------------- text pieces
@@ -164,6 +187,33 @@ def format_text(prompt: str, persona: str | None = None, seed: str | None = None
     if seed:
         out += " " + seed
     return out
+
+
+_TEXT_INPUT = re.compile(r"^\s*Prompt:[ \t]*(?P<prompt>.*?)(?:\n+Persona:[ \t]*(?P<persona>.*?))?\n+Response:"
+                         r"(?P<seed>[^\n]*)\s*$", re.S)
+
+
+def parse_text_input(text: str) -> dict[str, str] | None:
+    """The inverse of :func:`format_text`: ``Prompt: X\\nPersona: P\\nResponse: S`` →
+    ``{"prompt", "persona" (when present), "seed"}``; None when ``text`` is not in that layout."""
+    if not isinstance(text, str) or not text.lstrip().startswith("Prompt:"):
+        return None
+    m = _TEXT_INPUT.match(text)
+    if not m:
+        return None
+    out = {"prompt": m.group("prompt").strip(), "seed": (m.group("seed") or "").strip()}
+    if m.group("persona"):
+        out["persona"] = m.group("persona").strip()
+    return out
+
+
+def judge_prompt_parser(text: str) -> dict[str, str] | None:
+    """:func:`parse_text_input` in the shape the core's outputs loader takes as ``prompt_parser``
+    (``{"instruction", "persona", "response_prefix"}``), for judging the paper's published outputs."""
+    parts = parse_text_input(text)
+    if parts is None:
+        return None
+    return {"instruction": parts["prompt"], "persona": parts.get("persona"), "response_prefix": parts["seed"]}
 
 
 def format_chat(prompt: str, persona: str | None = None) -> list[dict[str, str]]:

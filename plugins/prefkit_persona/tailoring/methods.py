@@ -20,10 +20,10 @@ from typing import Any
 
 from prefkit import UsageError
 
-from .data import load_tailoring_rows
-from .formats import (STOP, build_input, canonical_split, check_format, check_inference_personas,
+from .data import dataset_ref, load_tailoring_rows
+from .formats import (STOP, build_input, check_format, check_inference_personas,
                       check_inference_type, check_training_type, dpo_rows, fewshot_messages, fewshot_prefix,
-                      inference_persona, response_seed, sft_rows, system_persona_for)
+                      inference_persona, response_seed, sft_rows, split_name, system_persona_for)
 from .outputs import result_record
 
 META_FILE = "tailoring.json"
@@ -111,7 +111,7 @@ def paper_config(kind: str, **overrides: Any):
 def train_tailored(kind: str, model: str, *, split: str, training_type: str, config: Any = None,
                    fmt: str = "text", persona_source: str = "gold", data_dir: str | None = None,
                    limit: int | None = None, eval_limit: int | None = None,
-                   output_dir: str | None = None) -> dict[str, Any]:
+                   output_dir: str | None = None, dataset: str | None = None) -> dict[str, Any]:
     """Train one persona-tailoring stage through ``prefkit.train``.
 
     ``sft``: sft_train (eval sft_val) from ``model``; ``dpo``: dpo_train (eval dpo_val) from the SFT
@@ -123,7 +123,7 @@ def train_tailored(kind: str, model: str, *, split: str, training_type: str, con
 
     if kind not in TRAIN_SPLITS:
         raise UsageError(f"unknown method {kind!r} (sft or dpo)")
-    split = canonical_split(split)
+    split = split_name(split, dataset)
     training_type = check_training_type(training_type)
     fmt = check_format(fmt)
     train_split, eval_split = TRAIN_SPLITS[kind]
@@ -134,8 +134,9 @@ def train_tailored(kind: str, model: str, *, split: str, training_type: str, con
             from prefkit import warn
 
             warn(f"the SFT model was trained with training type {sft_meta['training_type']!r}; DPO uses {training_type!r}")
-    train_raw = load_tailoring_rows(split, train_split, data_dir=data_dir, limit=limit)
-    eval_raw = load_tailoring_rows(split, eval_split, data_dir=data_dir, limit=eval_limit) if eval_limit != 0 else []
+    train_raw = load_tailoring_rows(split, train_split, data_dir=data_dir, limit=limit, dataset=dataset)
+    eval_raw = load_tailoring_rows(split, eval_split, data_dir=data_dir, limit=eval_limit,
+                                   dataset=dataset) if eval_limit != 0 else []
     build = sft_rows if kind == "sft" else dpo_rows
     train_rows = build(train_raw, training_type, split, fmt=fmt, persona_source=persona_source,
                        where=f"persona-tailoring {split} [{train_split}]")
@@ -153,6 +154,7 @@ def train_tailored(kind: str, model: str, *, split: str, training_type: str, con
     merged_dir = getattr(result, "merged_dir", None)  # the training layer merges LoRA unless --no-merge
     meta = {"method": kind, "split": split, "training_type": training_type, "format": fmt,
             "persona_source": persona_source, "base_model": str(start), "train_rows": len(train_rows),
+            "dataset": dataset_ref(dataset),
             "eval_rows": len(eval_rows or []), "output_dir": str(res_out),
             "adapter_dir": str(adapter_dir) if adapter_dir else None,
             "merged_dir": str(merged_dir) if merged_dir else None}
@@ -180,7 +182,8 @@ class GenerationPlan:
 def plan_generation(model: str, *, split: str, inference_type: str, training_type: str | None = None,
                     fmt: str | None = None, system_persona: str | None = None, data_dir: str | None = None,
                     limit: int | None = None, fewshot: bool = False, skip_empty: bool = False,
-                    max_tokens: int | None = None, raw_text: bool = True) -> GenerationPlan:
+                    max_tokens: int | None = None, raw_text: bool = True,
+                    dataset: str | None = None) -> GenerationPlan:
     """Everything generation needs, built before any model is loaded (so bad input fails fast).
 
     ``raw_text``: text-format inputs go to the backend as they are (``extra={"raw_prompt": True}``,
@@ -189,12 +192,12 @@ def plan_generation(model: str, *, split: str, inference_type: str, training_typ
     """
     from prefkit import ChatRequest
 
-    split = canonical_split(split)
+    split = split_name(split, dataset)
     inference_type = check_inference_type(inference_type)
     meta = read_model_meta(model)
     training_type = check_training_type(training_type or meta.get("training_type") or "chosen")
     fmt = check_format(fmt or meta.get("format") or "text")
-    rows = load_tailoring_rows(split, "test", data_dir=data_dir, limit=limit)
+    rows = load_tailoring_rows(split, "test", data_dir=data_dir, limit=limit, dataset=dataset)
     empty = set(check_inference_personas(rows, inference_type, split, where=f"the {split} test split"))
     if empty and not skip_empty:
         shown = ", ".join(sorted(empty, key=lambda x: (len(x), x))[:5])
@@ -202,7 +205,7 @@ def plan_generation(model: str, *, split: str, inference_type: str, training_typ
                          f"(rows {shown}{' ...' if len(empty) > 5 else ''}); pass --skip-empty to leave them out")
     demos = None
     if fewshot:
-        demo_rows = load_tailoring_rows(split, "fewshot", data_dir=data_dir)
+        demo_rows = load_tailoring_rows(split, "fewshot", data_dir=data_dir, dataset=dataset)
         demos = fewshot_prefix(demo_rows, training_type, split) if fmt == "text" else fewshot_messages(
             demo_rows, training_type)
     sys_persona = system_persona_for(split, system_persona) if inference_type == "system" else None
@@ -237,7 +240,7 @@ def generate(model: str, *, split: str, inference_type: str, llm: Any = None, tr
              fmt: str | None = None, system_persona: str | None = None, data_dir: str | None = None,
              limit: int | None = None, fewshot: bool = False, skip_empty: bool = False,
              output_dir: str | None = None, run_name: str | None = None, fresh: bool = False,
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, dataset: str | None = None) -> dict[str, Any]:
     """Generate answers for the test split; results keyed by ``row_id`` in a resumable run."""
     import prefkit
 
@@ -253,15 +256,18 @@ def generate(model: str, *, split: str, inference_type: str, llm: Any = None, tr
         llm = llm.replace(cache=False)
     plan = plan_generation(model, split=split, inference_type=inference_type, training_type=training_type, fmt=fmt,
                            system_persona=system_persona, data_dir=data_dir, limit=limit, fewshot=fewshot,
-                           skip_empty=skip_empty, max_tokens=max_tokens, raw_text=llm.backend in LOCAL_BACKENDS)
+                           skip_empty=skip_empty, max_tokens=max_tokens, raw_text=llm.backend in LOCAL_BACKENDS,
+                           dataset=dataset)
     method = "fewshot" if fewshot else (read_model_meta(model).get("method") or "model")
     command = "tailor fewshot" if fewshot else "tailor generate"
     config = {"split": plan.split, "inference_type": plan.inference_type, "training_type": plan.training_type,
               "format": plan.fmt, "method": method, "model": str(model), "system_persona": plan.system_persona,
-              "limit": limit, "data_dir": str(Path(data_dir).resolve()) if data_dir else None, "backend": llm.to_dict()}
+              "limit": limit, "data_dir": str(Path(data_dir).resolve()) if data_dir else None, "backend": llm.to_dict(),
+              "dataset": dataset_ref(dataset)}
     identity = {"split": plan.split, "inference_type": plan.inference_type, "training_type": plan.training_type,
                 "format": plan.fmt, "model": str(model), "system_persona": plan.system_persona,
-                "demos": _digest(plan.demos), "llm": llm.identity()}
+                "demos": _digest(plan.demos), "llm": llm.identity(),
+                **({"dataset": dataset_ref(dataset)} if dataset else {})}
     run = prefkit.Run.open(command, config=config, identity=identity, output_dir=output_dir, run_name=run_name,
                            name_hint=f"{plan.split}-train-{plan.training_type}-infer-{plan.inference_type}-"
                                      f"{label}", fresh=fresh)

@@ -22,8 +22,9 @@ from typing import Any, Sequence
 
 from prefkit import UsageError
 
-from .formats import (build_input, canonical_split, check_inference_personas, check_inference_type,
-                      check_training_type, clean_response, inference_persona, parse_output_name, response_seed)
+from .formats import (build_input, split_name, check_inference_personas, check_inference_type,
+                      check_training_type, clean_response, inference_persona, parse_output_name, parse_text_input,
+                      response_seed)
 
 GENERATION_COMMANDS = ("tailor generate", "tailor fewshot", "tailor import-outputs")
 
@@ -68,9 +69,12 @@ def types_from_name(path: str | Path, training_type: str | None, inference_type:
 
 
 def _question_of(model_input: str) -> str:
-    """The prompt inside a text-format input (between ``Prompt: `` and the next field)."""
+    """The prompt inside a text-format input (its last ``Prompt: ...`` block; demonstrations come before)."""
     text = model_input
     start = text.rfind("Prompt: ")
+    parsed = parse_text_input(text[start:]) if start >= 0 else None
+    if parsed is not None:
+        return parsed["prompt"]
     if start >= 0:
         text = text[start + len("Prompt: "):]
     for sep in ("\nPersona: ", "\nResponse:"):
@@ -89,7 +93,7 @@ def match_outputs(items: Sequence[dict[str, Any]], test_rows: Sequence[dict[str,
     rebuilt from the test row and compared too; ``input_mismatches`` counts items where it differs
     (e.g. another persona), which is reported rather than fatal.
     """
-    split = canonical_split(split)
+    split = split_name(split, any_name=True)  # the rows are given: a user dataset's split name is fine
     if len(items) != len(test_rows):
         raise UsageError(f"{where} has {len(items)} items but the {split} test split has {len(test_rows)} rows; "
                          "outputs must follow the test split's order one to one")
