@@ -39,6 +39,7 @@ REGISTER_HOOKS = {
     "register_backends": "backends",
     "register_persona_strategies": "persona_strategies",
     "register_trainers": "trainers",
+    "register_training_presets": "training_presets",
     "register_judges": "judges",
     "register_rubrics": "rubrics",
 }

@@ -48,7 +48,7 @@ def test_sft_from_preference_and_messages_rows():
     msgs = [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "A1"},
             {"role": "user", "content": "Q2"}, {"role": "assistant", "content": "A2"}]
     out = normalize_row("sft", {"messages": msgs}, 0, "chat", TPL)
-    assert out["prompt"] == msgs[:3] and out["completion"] == msgs[3:]
+    assert out == {"messages": msgs}    # the whole conversation: every assistant turn is trained
     assert normalize_row("sft", {"text": "plain"}, 0, "text", TPL) == {"text": "plain"}
 
 
