@@ -75,7 +75,8 @@ def accelerate_command(argv: list[str], config_file: str | None, num_processes: 
                        gpus: int | None = None) -> list[str]:
     """The ``accelerate launch`` command line that re-runs ``prefkit ARGV`` (launch flags removed).
 
-    Without CUDA the same code path runs single-process on the CPU (``--cpu --num_processes 1``).
+    Without CUDA: ``--num-processes N`` (N > 1) runs N CPU processes, DDP over gloo (the config file
+    is not used); one process otherwise (``--cpu``).
     """
     cleaned: list[str] = []
     skip = False
@@ -94,8 +95,9 @@ def accelerate_command(argv: list[str], config_file: str | None, num_processes: 
         gpus = 1 if cuda_available() else 0
     cmd = [sys.executable, "-m", "accelerate.commands.launch"]
     if gpus == 0:
-        cmd += ["--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
-                "--dynamo_backend", "no"]
+        n = num_processes or 1
+        cmd += (["--multi_gpu", "--num_processes", str(n)] if n > 1 else ["--cpu", "--num_processes", "1"])
+        cmd += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     else:
         if config_file:
             cmd += ["--config_file", str(config_file)]
@@ -115,15 +117,25 @@ def _relaunch(launcher: str, accelerate_config: str | None, num_processes: int |
     from prefkit.training.models import cuda_available
 
     gpus = None
+    env = dict(os.environ, PREFKIT_LAUNCHED="accelerate")
     if not cuda_available():
         gpus = 0
-        if accelerate_config or (num_processes or 1) > 1:
-            warn("no CUDA GPU here: running single-process on the CPU (the accelerate config is not used)")
+        env["CUDA_VISIBLE_DEVICES"] = ""
+        n = num_processes or 1
+        if accelerate_config:
+            warn(f"no CUDA GPU here: running {n} CPU process{'es' if n > 1 else ''} "
+                 f"({'DDP over gloo; ' if n > 1 else ''}the accelerate config is not used)")
     cmd = accelerate_command(argv, accelerate_config, num_processes, gpus)
     info("launching: " + " ".join(shlex.quote(c) for c in cmd))
-    env = dict(os.environ, PREFKIT_LAUNCHED="accelerate")
     code = subprocess.call(cmd, env=env)
     raise typer.Exit(code)
+
+
+def is_main() -> bool:
+    """Whether this is the main process of a launch (rank 0): only it prints."""
+    from prefkit.training.core import is_main_process
+
+    return is_main_process()
 
 
 # ---------------------------------------------------------------------- settings
@@ -203,6 +215,8 @@ def _print_metrics(c: Any, m: dict) -> None:
 def print_result(result: Any, json_: bool) -> None:
     from prefkit.console import console, print_json
 
+    if not is_main():
+        return
     if json_:
         print_json(result.to_dict())
         return
@@ -235,9 +249,10 @@ def run_train(trainer: Any, ctx: Any, settings: dict, config_file: Optional[str]
     preset = preset or settings.get("preset")
     rows, eval_rows = _load_data(settings)
     cfg, mcfg, _ = trainer.resolve(None, None, preset, layers)  # fail on bad settings before anything loads
-    info(f"{trainer.name}: {len(rows)} training rows" + (f", {len(eval_rows)} eval rows" if eval_rows else "")
-         + f" · model {settings['model']} · {'LoRA r=' + str(mcfg.lora_r) if mcfg.lora else 'full fine-tuning'}"
-         + f" · format {cfg.format}" + (f" · preset {preset}" if preset else ""))
+    if is_main():
+        info(f"{trainer.name}: {len(rows)} training rows" + (f", {len(eval_rows)} eval rows" if eval_rows else "")
+             + f" · model {settings['model']} · {'LoRA r=' + str(mcfg.lora_r) if mcfg.lora else 'full fine-tuning'}"
+             + f" · format {cfg.format}" + (f" · preset {preset}" if preset else ""))
     result = trainer.train(settings["model"], rows, eval_rows, None, settings.get("output_dir"), preset=preset,
                            layers=layers, run_name=settings.get("run_name"), fresh=run_opts.fresh)
     print_result(result, json_)
@@ -388,10 +403,13 @@ def chain_command(
         rows, eval_rows = _load_data(data_settings)
         chain_stages.append(ChainStage(trainer.name, rows, eval_rows, config=spec.get("settings") or None,
                                        name=spec.get("name"), handoff=spec.get("handoff") or default_handoff))
-        info(f"stage {i + 1}: {trainer.name} on {len(rows)} rows" + (f", {len(eval_rows)} eval rows" if eval_rows
-                                                                     else ""))
+        if is_main():
+            info(f"stage {i + 1}: {trainer.name} on {len(rows)} rows"
+                 + (f", {len(eval_rows)} eval rows" if eval_rows else ""))
     result = train_chain(settings["model"], chain_stages, run_opts.output_dir, preset=preset or settings.get("preset"),
                          layers=layers, run_name=run_opts.run_name, fresh=run_opts.fresh)
+    if not is_main():
+        return
     if json_:
         print_json(result.to_dict())
         return

@@ -99,8 +99,10 @@ def test_accelerate_command_line():
     assert gpu[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
     assert gpu[3:7] == ["--config_file", "cfg.yaml", "--num_processes", "4"]
     assert gpu[7:] == ["-m", "prefkit", "train", "sft", "--model", "m", "--max-steps", "5"]
-    cpu = accelerate_command(argv, "cfg.yaml", 4, gpus=0)
-    assert "--cpu" in cpu and cpu[cpu.index("--num_processes") + 1] == "1" and "--config_file" not in cpu
+    cpu = accelerate_command(argv, "cfg.yaml", 4, gpus=0)    # no CUDA: 4 CPU processes (DDP over gloo)
+    assert "--multi_gpu" in cpu and cpu[cpu.index("--num_processes") + 1] == "4" and "--config_file" not in cpu
+    one = accelerate_command(argv, None, None, gpus=0)
+    assert "--cpu" in one and one[one.index("--num_processes") + 1] == "1"
 
 
 def test_example_accelerate_configs_parse():
