@@ -362,7 +362,7 @@ class PreparedTraining:
         self.already_done = False
         if self.main:
             run_config = {"kind": self.kind, "model": ref.name, "preset": provenance.get("preset"),
-                          **cfg.to_dict(), "model_config": mcfg.to_dict(),
+                          **cfg.to_dict(), **mcfg.to_dict(),
                           "setting_sources": provenance.get("sources", {}), "world_size": self.world_size}
             self.run_store = Run.open("train", config=run_config, identity=identity, output_dir=out, fresh=fresh,
                                       argv=argv)

@@ -116,7 +116,7 @@ def test_plugin_trainer_trains_through_its_own_command(prefkit_cli, kto_plugin, 
     cfg = manifest["config"]
     assert manifest["identity"]["kind"] == "kto" and cfg["preset"] == "kto-test"
     # preset < config file < flag
-    assert cfg["desirable_weight"] == 3.0 and cfg["model_config"]["lora_r"] == 2
+    assert cfg["desirable_weight"] == 3.0 and cfg["lora_r"] == 2
     assert cfg["setting_sources"]["desirable_weight"] == f"--config {conf}"
     assert cfg["setting_sources"]["lora_r"] == "flag"
     assert json.loads((tmp_path / "kto" / "adapter" / "adapter_config.json").read_text())["r"] == 2
