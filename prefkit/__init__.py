@@ -69,6 +69,7 @@ _LAZY = {
     "ChainResult": "prefkit.training",
     "TRLTrainer": "prefkit.training",
     "explicit_settings": "prefkit.training",
+    "FitStats": "prefkit.training",
     # judging (issue: judges)
     "Rubric": "prefkit.judging",
     "get_rubric": "prefkit.judging",
