@@ -33,6 +33,7 @@ FORMATS = ("chat", "text")
 REPORT_TO = ("none", "tensorboard", "wandb", "all")
 EVAL_STRATEGIES = ("end", "steps", "epoch", "no")
 TRAIN_TURNS = ("all", "last")
+LONG_RESPONSES = ("truncate", "drop")
 
 #: The prompt template of ``--format text`` (base models, as in the persona-tailoring research code).
 DEFAULT_TEXT_TEMPLATE = "Prompt: {prompt}\nResponse:"
@@ -157,10 +158,12 @@ class BaseTrainConfig(_Settings):
     seed: int = opt(42, help="Random seed (data order, LoRA init, dropout).")
     # ---- data
     max_length: int = opt(1024, help="Most tokens of prompt + response; a longer prompt or conversation history is "
-                                     "cut from its start (the response is never cut; rows that cannot fit are "
-                                     "dropped and counted).")
+                                     "cut from its start so the response fits whole (counted).")
     max_prompt_length: int | None = opt(None, help="Most tokens of the prompt / conversation history (cut from its "
                                                    "start; default: whatever --max-length leaves).")
+    long_responses: str = opt("truncate", help="A response too long to fit whole in --max-length: truncate (cut "
+                                               "its end, as TRL does) or drop its row; both counted.",
+                              parser=_choice(LONG_RESPONSES, "long-responses"))
     format: str = opt("chat", help="chat: the tokenizer's chat template; text: a plain 'Prompt: ... Response:' "
                                    "template (base models).", parser=_choice(FORMATS, "format"))
     text_template: str = opt(DEFAULT_TEXT_TEMPLATE, help="Prompt template of --format text ({prompt} is replaced).")
@@ -191,6 +194,7 @@ class BaseTrainConfig(_Settings):
         self.format = _choice(FORMATS, "format")(self.format)
         self.report_to = _choice(REPORT_TO, "report-to")(self.report_to)
         self.eval_strategy = _choice(EVAL_STRATEGIES, "eval-strategy")(self.eval_strategy)
+        self.long_responses = _choice(LONG_RESPONSES, "long-responses")(self.long_responses)
         if self.eval_steps is not None and self.eval_strategy == "end":
             self.eval_strategy = "steps"
         _at_least(self, ("batch_size", "grad_accum", "max_length", "logging_steps", "save_steps", "eval_steps",

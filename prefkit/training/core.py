@@ -392,7 +392,8 @@ class PreparedTraining:
         if not train_rows:
             self._close_run("failed", error="no training row fits --max-length")
             raise UsageError(f"no training row fits --max-length {cfg.max_length} "
-                             f"({self.fit_stats.dropped} responses are longer); raise --max-length")
+                             f"({self.fit_stats.dropped} responses are longer); raise --max-length or pass "
+                             "--long-responses truncate")
 
         # ---- the starting model: an adapter is merged first (never wrap a PeftModel twice)
         model_path = ref.path
@@ -765,7 +766,7 @@ class SFTTrainerSpec(TRLTrainer):
         # tokenized here (labels = -100 outside the assistant turns), so the masks are ours and checked
         return tokenize_sft(rows, tokenizer, fmt=cfg.format, max_length=cfg.max_length,
                             max_prompt_length=cfg.max_prompt_length, train_turns=cfg.train_turns,
-                            train_on_prompt=cfg.train_on_prompt)
+                            train_on_prompt=cfg.train_on_prompt, long_responses=cfg.long_responses)
 
     def trl_args(self, cfg):
         return {"completion_only_loss": None}
@@ -784,7 +785,8 @@ class DPOTrainerSpec(TRLTrainer):
         return normalize_rows("dpo", rows, cfg.format, template)
 
     def fit_rows(self, rows, tokenizer, cfg):
-        return fit_preference_rows(rows, tokenizer, max_length=cfg.max_length, max_prompt_length=cfg.max_prompt_length)
+        return fit_preference_rows(rows, tokenizer, max_length=cfg.max_length, max_prompt_length=cfg.max_prompt_length,
+                                   long_responses=cfg.long_responses)
 
     def trl_args(self, cfg):
         return {"beta": cfg.beta, "loss_type": cfg.loss_type}
@@ -804,7 +806,8 @@ class RewardTrainerSpec(TRLTrainer):
         return normalize_rows("reward", rows, cfg.format, template)
 
     def fit_rows(self, rows, tokenizer, cfg):
-        return fit_preference_rows(rows, tokenizer, max_length=cfg.max_length, max_prompt_length=cfg.max_prompt_length)
+        return fit_preference_rows(rows, tokenizer, max_length=cfg.max_length, max_prompt_length=cfg.max_prompt_length,
+                                   long_responses=cfg.long_responses)
 
     def trl_args(self, cfg):
         return {"center_rewards_coefficient": cfg.center_rewards} if cfg.center_rewards is not None else {}

@@ -227,20 +227,24 @@ class FitStats:
 
     rows: int = 0
     kept: int = 0
-    truncated: int = 0        # prompt / history cut from its start (the response kept whole)
-    dropped: int = 0          # could not fit: the response alone is longer than the limit
+    truncated: int = 0        # prompt / history cut from its start
+    response_truncated: int = 0   # response longer than the room left: its end cut (long_responses="truncate")
+    dropped: int = 0          # could not fit: response too long (long_responses="drop")
     dropped_rows: list[int] = field(default_factory=list)
 
     def to_metrics(self, prefix: str = "") -> dict[str, int]:
         return {f"{prefix}rows": self.rows, f"{prefix}rows_kept": self.kept,
-                f"{prefix}rows_truncated": self.truncated, f"{prefix}rows_dropped_too_long": self.dropped}
+                f"{prefix}rows_truncated": self.truncated, f"{prefix}rows_response_truncated": self.response_truncated,
+                f"{prefix}rows_dropped_too_long": self.dropped}
 
     def describe(self, what: str = "rows") -> str:
         parts = [f"{self.kept}/{self.rows} {what}"]
         if self.truncated:
             parts.append(f"{self.truncated} with their prompt/history cut from the start")
+        if self.response_truncated:
+            parts.append(f"{self.response_truncated} with their response cut at the end (too long for --max-length)")
         if self.dropped:
-            parts.append(f"{self.dropped} dropped (response longer than --max-length)")
+            parts.append(f"{self.dropped} dropped (response too long for --max-length)")
         return ", ".join(parts)
 
 
@@ -324,13 +328,16 @@ def _label_tokens(tokenizer: Any, text: str, spans: list[tuple[int, int]], add_s
 
 def tokenize_sft(rows: list[dict[str, Any]], tokenizer: Any, *, fmt: str, max_length: int,
                  max_prompt_length: int | None = None, train_turns: str = "all",
-                 train_on_prompt: bool = False) -> tuple[list[dict[str, list[int]]], FitStats]:
+                 train_on_prompt: bool = False, long_responses: str = "truncate"
+                 ) -> tuple[list[dict[str, list[int]]], FitStats]:
     """Normalized SFT rows → ``{"input_ids", "labels"}`` (-100 where no loss), fitted to the limits.
 
     Loss on assistant turns only (all of them, or the last with ``train_turns="last"``;
     everything with ``train_on_prompt``). Too long: the history before the last response is cut
-    from its start (to ``max_prompt_length`` and to what ``max_length`` leaves); a row whose last
-    response alone exceeds ``max_length`` is dropped and counted.
+    from its start (to ``max_prompt_length`` and to what ``max_length`` leaves, so the response
+    stays whole). A last response that cannot fit whole (longer than ``max_length - 1``) is cut at
+    its end after ``min(max_prompt_length or max_length // 2)`` tokens of history
+    (``long_responses="truncate"``, as TRL does) or its row dropped (``"drop"``); both counted.
     """
     stats = FitStats(rows=len(rows))
     out = []
@@ -368,9 +375,18 @@ def tokenize_sft(rows: list[dict[str, Any]], tokenizer: Any, *, fmt: str, max_le
         if train_on_prompt:
             last_start = len(ids) - 1
         response = len(ids) - last_start
-        if response > max_length:
-            stats.dropped += 1
-            stats.dropped_rows.append(i)
+        if response > max_length - 1:   # the response cannot fit whole beside any of its prompt
+            if long_responses == "drop":
+                stats.dropped += 1
+                stats.dropped_rows.append(i)
+                continue
+            keep = min(last_start, max_prompt_length or max_length // 2)
+            ids, labels = ids[last_start - keep:][:max_length], labels[last_start - keep:][:max_length]
+            stats.response_truncated += 1
+            if keep < last_start:
+                stats.truncated += 1
+            out.append({"input_ids": ids, "labels": labels})
+            stats.kept += 1
             continue
         budget = max_length - response
         if max_prompt_length is not None:
@@ -428,10 +444,13 @@ def _cut_prompt(tokenizer: Any, prompt: Any, budget: int) -> Any:
 
 
 def fit_preference_rows(rows: list[dict[str, Any]], tokenizer: Any, *, max_length: int,
-                        max_prompt_length: int | None = None) -> tuple[list[dict[str, Any]], FitStats]:
+                        max_prompt_length: int | None = None,
+                        long_responses: str = "truncate") -> tuple[list[dict[str, Any]], FitStats]:
     """Fit prompt/chosen/rejected rows: the prompt (history) is cut from its start so that it fits
-    ``max_prompt_length`` and, with the longer response, ``max_length``; responses are never cut
-    (a row whose response alone does not fit is dropped and counted)."""
+    ``max_prompt_length`` and, with the longer response, ``max_length``. A response that cannot
+    fit whole (longer than ``max_length - 1``): the prompt keeps ``max_prompt_length or
+    max_length // 2`` tokens and TRL cuts the response's end (``long_responses="truncate"``,
+    counted), or the row is dropped (``"drop"``, counted)."""
     stats = FitStats(rows=len(rows))
     out = []
     for i, row in enumerate(rows):
@@ -442,9 +461,12 @@ def fit_preference_rows(rows: list[dict[str, Any]], tokenizer: Any, *, max_lengt
         if max_prompt_length is not None:
             budget = min(budget, max_prompt_length)
         if budget < (1 if prompt is not None else 0):
-            stats.dropped += 1
-            stats.dropped_rows.append(i)
-            continue
+            if long_responses == "drop":
+                stats.dropped += 1
+                stats.dropped_rows.append(i)
+                continue
+            budget = max_prompt_length or max_length // 2
+            stats.response_truncated += 1
         if prompt is not None and p_len > budget:
             cut = _cut_prompt(tokenizer, prompt, budget)
             if cut is None:

@@ -77,7 +77,7 @@ def test_dpo_multi_turn_prompt_truncation_is_counted(tiny_model, tiny_tokenizer,
     assistant messages are never cut; a row whose response cannot fit is dropped and counted."""
     from prefkit.training.formats import fit_preference_rows
 
-    cfg = fast_config(max_length=128, max_prompt_length=48, eval_strategy="no")
+    cfg = fast_config(max_length=128, max_prompt_length=48, eval_strategy="no", long_responses="drop")
     prepared = prepare("dpo", tiny_model, MULTI, eval_data=MULTI, config=cfg, output_dir=tmp_path / "o")
     stats = prepared.fit_stats
     assert (stats.rows, stats.kept, stats.truncated, stats.dropped, stats.dropped_rows) == (3, 2, 1, 1, [2])
@@ -92,6 +92,12 @@ def test_dpo_multi_turn_prompt_truncation_is_counted(tiny_model, tiny_tokenizer,
     r = prepared.run()
     assert r.metrics["train_rows_truncated"] == 1 and r.metrics["train_rows_dropped_too_long"] == 1
     assert r.metrics["eval_rows_dropped_too_long"] == 1
+    # by default (truncate) the long response is kept and cut by TRL at --max-length, and counted
+    from prefkit.training.formats import normalize_rows
+
+    chat = normalize_rows("dpo", MULTI, "chat", "{prompt}")
+    rows, st = fit_preference_rows(chat, tiny_tokenizer, max_length=128, max_prompt_length=48)
+    assert (st.kept, st.truncated, st.response_truncated, st.dropped) == (3, 1, 1, 0)
     # text prompts are cut by tokens, keeping their end
     rows, st = fit_preference_rows([{"prompt": "one two three four five " * 30 + "THE END", "chosen": " a",
                                      "rejected": " b"}], tiny_tokenizer, max_length=64, max_prompt_length=16)

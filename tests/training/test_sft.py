@@ -163,13 +163,22 @@ def test_long_history_is_cut_from_its_start_and_too_long_rows_are_counted(tiny_m
                     {"role": "assistant", "content": "once upon a time " * 40}, *CONVERSATION[3:]]
     huge_answer = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "word " * 400}]
     rows = [{"messages": long_history}, {"messages": huge_answer}, {"messages": CONVERSATION}]
-    out, stats = tokenize_sft(rows, tiny_tokenizer, fmt="chat", max_length=128)   # CONVERSATION: 91 tokens
+    out, stats = tokenize_sft(rows, tiny_tokenizer, fmt="chat", max_length=128,   # CONVERSATION: 91 tokens
+                              long_responses="drop")
     assert (stats.rows, stats.kept, stats.truncated, stats.dropped) == (3, 2, 1, 1) and stats.dropped_rows == [1]
     ids, labels = out[0]["input_ids"], out[0]["labels"]
     assert len(ids) == 128
     full = tiny_tokenizer.apply_chat_template(long_history, tokenize=True, return_dict=True)["input_ids"]
     assert ids == full[-128:]                                       # the end of the conversation is kept
     assert _trained_text(tiny_tokenizer, ids, labels)[-1] == "Madrid.<|im_end|>"   # the response is whole
+    # by default a response that cannot fit whole is cut at its end (after half the room of history), counted
+    out2, st2 = tokenize_sft(rows, tiny_tokenizer, fmt="chat", max_length=128)
+    assert (st2.kept, st2.response_truncated, st2.dropped) == (3, 1, 0)
+    ids2, labels2 = out2[1]["input_ids"], out2[1]["labels"]
+    n_prompt = len(tiny_tokenizer.apply_chat_template(huge_answer[:1], add_generation_prompt=True, tokenize=True,
+                                                      return_dict=True)["input_ids"])   # < 64: kept whole
+    assert len(ids2) == 128 and labels2[:n_prompt].count(-100) == n_prompt
+    assert all(lab != -100 for lab in labels2[n_prompt:])
     # --max-prompt-length caps the history before the last response
     out, stats = tokenize_sft([{"messages": CONVERSATION}], tiny_tokenizer, fmt="chat", max_length=512,
                               max_prompt_length=10)
@@ -180,7 +189,8 @@ def test_long_history_is_cut_from_its_start_and_too_long_rows_are_counted(tiny_m
 @pytest.mark.slow
 def test_too_long_rows_are_reported_in_metrics(tiny_model, tmp_path):
     rows = [{"messages": CONVERSATION}] * 3 + [{"prompt": "hi", "completion": "word " * 400}]
-    r = train("sft", tiny_model, rows, config=fast_config(max_length=128), output_dir=tmp_path / "o")
+    r = train("sft", tiny_model, rows, config=fast_config(max_length=128, long_responses="drop"),
+              output_dir=tmp_path / "o")
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert m["train_rows"] == 4 and m["train_rows_kept"] == 3 and m["train_rows_dropped_too_long"] == 1
     assert r.metrics["train_rows_dropped_too_long"] == 1
