@@ -96,7 +96,13 @@ def test_bad_values_and_mixed_shapes():
     with pytest.raises(UsageError, match="list of chat messages"):
         normalize_row("sft", {"prompt": 5, "completion": "x"}, 0, "chat", TPL)
     with pytest.raises(UsageError, match="mix different shapes"):
-        normalize_rows("sft", [{"prompt": "a", "completion": "b"}, {"text": "c"}], "chat", TPL)
+        normalize_rows("reward", [{"prompt": "a", "chosen": "b", "rejected": "c"}, {"chosen": "b", "rejected": "c"}],
+                       "chat", TPL)
+    # SFT rows are tokenized by prefkit itself, so prompt/completion, messages and text rows may mix
+    mixed = normalize_rows("sft", [{"prompt": "a", "completion": "b"}, {"text": "c"},
+                                   {"messages": [{"role": "user", "content": "q"},
+                                                 {"role": "assistant", "content": "r"}]}], "chat", TPL)
+    assert [sorted(r) for r in mixed] == [["completion", "prompt"], ["text"], ["messages"]]
     with pytest.raises(UsageError, match="no training rows"):
         normalize_rows("dpo", [], "chat", TPL)
     with pytest.raises(UsageError, match="unknown trainer kind"):
