@@ -11,8 +11,12 @@ log, metrics and loss plot; it does not merge here, since the TRL script does no
     python benchmarks/training_overhead.py                 # 5 repeats, 30 steps, 1 torch thread
     python benchmarks/training_overhead.py --repeats 7 --steps 50 --json
     python benchmarks/training_overhead.py --markdown      # a section for benchmarks/RESULTS.md
+    python benchmarks/training_overhead.py --processes 2   # also: 2 CPU processes (DDP, gloo) vs 1
 
-Reports the median wall time of each and the prefkit/TRL ratio (target ≤ 1.05).
+Reports the median wall time of each and the prefkit/TRL ratio (target ≤ 1.05). ``--processes N``
+adds ``prefkit train KIND --launcher accelerate --num-processes N`` against ``--num-processes 1``
+(both through the launcher, same steps and per-process batch, so N processes see N times the rows):
+wall time of the whole command and training throughput (rows/s, from the trainer's runtime).
 """
 
 from __future__ import annotations
@@ -73,11 +77,38 @@ def timed(fn, *args) -> tuple[float, float]:
 
 
 def run_prefkit(kind: str, model: Path, rows: list[dict], out: Path, steps: int) -> None:
-    from prefkit.training import TrainConfig, train
+    from prefkit.training import train
 
     s = settings(steps)
-    cfg = TrainConfig(**{k: v for k, v in s.items() if k != "beta" or kind == "dpo"}, merge=False)
+    cfg = {**{k: v for k, v in s.items() if k != "beta" or kind == "dpo"}, "merge": False}
     train(kind, model, rows, config=cfg, output_dir=out)
+
+
+def run_processes(kind: str, model: Path, rows: list[dict], work: Path, steps: int, n: int) -> dict:
+    """``prefkit train KIND --launcher accelerate --num-processes n`` as a user runs it (a subprocess)."""
+    import os
+    import subprocess
+
+    data = work / f"{kind}-mp.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    s = settings(steps)
+    out = work / f"{kind}-mp-{n}"
+    cmd = [sys.executable, "-m", "prefkit", "train", kind, "--model", str(model), "--dataset", str(data),
+           "--max-steps", str(steps), "--batch-size", str(s["batch_size"]), "--lr", str(s["lr"]),
+           "--max-length", str(s["max_length"]), "--lora-r", str(s["lora_r"]), "--lora-alpha", str(s["lora_alpha"]),
+           "--logging-steps", str(s["logging_steps"]), "--save-steps", str(s["save_steps"]), "--no-merge",
+           "--launcher", "accelerate", "--num-processes", str(n), "-o", str(out), "--json", "--fresh"]
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1", PREFKIT_LOAD_PLUGINS="")
+    env.pop("PREFKIT_LAUNCHED", None)
+    t = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{p.stderr[-2000:]}")
+    m = json.loads(p.stdout[p.stdout.index("{"):])["metrics"]
+    shutil.rmtree(out, ignore_errors=True)
+    return {"wall_s": round(wall, 2), "train_runtime_s": m["train_runtime"], "world_size": m["world_size"],
+            "rows_per_s": round(steps * s["batch_size"] * n / m["train_runtime"], 2)}
 
 
 def run_trl(kind: str, model: Path, rows: list[dict], out: Path, steps: int) -> None:
@@ -126,6 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--kinds", default="sft,dpo")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier timings on a shared machine)")
+    ap.add_argument("--processes", type=int, default=0, help="also time N CPU processes against 1 (0: skip)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--markdown", action="store_true", help="print a RESULTS.md section")
     args = ap.parse_args(argv)
@@ -163,7 +195,15 @@ def main(argv: list[str] | None = None) -> dict:
                              "cpu_ratio": round(cmed["prefkit"] / cmed["trl"], 3),
                              "wall_runs": {k: [round(x, 3) for x in v] for k, v in wall.items()},
                              "cpu_runs": {k: [round(x, 3) for x in v] for k, v in cpu.items()}}
-        report = {"steps": args.steps, "repeats": args.repeats, "rows": ROWS, "batch_size": 4, "max_length": 256,
+        multi = {}
+        if args.processes > 1:
+            for kind in args.kinds.split(","):
+                one = run_processes(kind, model, _rows(kind), work, args.steps, 1)
+                many = run_processes(kind, model, _rows(kind), work, args.steps, args.processes)
+                multi[kind] = {"1": one, str(args.processes): many,
+                               "wall_ratio": round(many["wall_s"] / one["wall_s"], 3),
+                               "throughput_ratio": round(many["rows_per_s"] / one["rows_per_s"], 3)}
+        report = {"steps": args.steps, "multiprocess": multi, "repeats": args.repeats, "rows": ROWS, "batch_size": 4, "max_length": 256,
                   "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
                   "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "results": results}
     finally:
@@ -177,6 +217,10 @@ def main(argv: list[str] | None = None) -> dict:
         for kind, r in report["results"].items():
             print(f"{kind}: prefkit {r['prefkit_s']:.2f} s · TRL {r['trl_s']:.2f} s · wall ratio {r['ratio']:.3f} "
                   f"· CPU ratio {r['cpu_ratio']:.3f}")
+        for kind, r in report["multiprocess"].items():
+            n = [k for k in r if k not in ("1", "wall_ratio", "throughput_ratio")][0]
+            print(f"{kind} processes: 1 → {r['1']['wall_s']:.1f} s ({r['1']['rows_per_s']} rows/s) · {n} → "
+                  f"{r[n]['wall_s']:.1f} s ({r[n]['rows_per_s']} rows/s) · wall ratio {r['wall_ratio']:.3f}")
     return report
 
 
@@ -185,6 +229,12 @@ def markdown(report: dict) -> str:
              "|---|---|---|---|---|"]
     for kind, r in report["results"].items():
         lines.append(f"| {kind} | {r['prefkit_s']:.2f} | {r['trl_s']:.2f} | {r['ratio']:.3f} | {r['cpu_ratio']:.3f} |")
+    if report.get("multiprocess"):
+        lines += ["", "| run | processes | command wall (s) | training (s) | rows/s |", "|---|---|---|---|---|"]
+        for kind, r in report["multiprocess"].items():
+            for n in [k for k in r if k not in ("wall_ratio", "throughput_ratio")]:
+                lines.append(f"| {kind} | {n} | {r[n]['wall_s']:.1f} | {r[n]['train_runtime_s']:.1f} | "
+                             f"{r[n]['rows_per_s']} |")
     return "\n".join(lines)
 
 

@@ -41,6 +41,12 @@ def register_trainers(register):
     """Register trainers (objects with a ``name`` and a ``train`` method)."""
 
 
+# ---- training presets (training layer, issue 11)
+@hookspec
+def register_training_presets(register):
+    """Register training presets (:class:`prefkit.TrainingPreset`: named defaults, e.g. a paper's settings)."""
+
+
 @hookspec
 def register_judges(register):
     """Register judges and judging rubrics (objects with a ``name``)."""

@@ -43,6 +43,7 @@ REGISTER_HOOKS = {
     "register_datasets": "datasets",
     "register_backends": "backends",
     "register_trainers": "trainers",
+    "register_training_presets": "training_presets",
     "register_judges": "judges",
     "register_rubrics": "rubrics",
 }

@@ -55,3 +55,11 @@ def register_commands(app):
             raise
     else:
         app.add_typer(tailor_app, name="tailor")
+
+
+@prefkit.hookimpl
+def register_training_presets(register):
+    from .tailoring.presets import presets
+
+    for preset in presets():
+        register(preset)

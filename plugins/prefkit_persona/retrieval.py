@@ -209,5 +209,5 @@ def retrieve(split: str, *, pool_splits: Sequence[str] = ("sft_train", "dpo_trai
         "dataset_neighbours_found": len(ranks),
     }
     run.write_metrics(metrics)
-    run.finish("completed")
+    run.finish("done")
     return {"run": str(run.path), "dataset_dir": str(data_out), **metrics}

@@ -1,9 +1,10 @@
-"""``prefkit train sft|dpo|reward``, ``prefkit merge-adapter`` and ``prefkit train list``.
+"""``prefkit train NAME`` (one sub-command per registered trainer), ``train chain``, ``train presets``,
+``prefkit trainers`` and ``prefkit merge-adapter``.
 
-Every training flag comes from :class:`prefkit.training.TrainConfig` (the same
-dataclass the Python API takes). ``--config run.yaml`` (or ``.json``) holds any of
-those settings plus the command's own (``model``, ``dataset``, ``split``,
-``eval_dataset`` ...); flags given on the command line win over the file.
+Each ``prefkit train NAME`` has exactly its trainer's flags (its config class, e.g.
+:class:`prefkit.SFTTrainConfig`) plus the model flags (:class:`prefkit.TrainModelConfig`) and
+the command's own (data, ``--preset``, ``--config``, launcher). Settings resolve as
+preset < ``--config run.yaml`` < flags given on the command line.
 """
 
 
@@ -17,18 +18,16 @@ from typing import Any, Optional
 import typer
 
 from prefkit.options import RunOptions, with_options
-from prefkit.training.config import TrainConfig
+from prefkit.training.config import BaseTrainConfig, TrainModelConfig
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
-train_app = typer.Typer(help="Train models: SFT, DPO and reward models on TRL + PEFT (LoRA by default).",
-                        no_args_is_help=True, context_settings=CONTEXT)
-
-#: command settings a --config file may hold besides TrainConfig's fields
+#: command settings a --config file may hold besides the trainer's and the model's settings
 COMMAND_KEYS = ("model", "dataset", "split", "eval_dataset", "eval_split", "data_dir", "limit", "eval_limit",
-                "column_map",
-                "output_dir", "run_name")
+                "column_map", "output_dir", "run_name", "preset")
 LAUNCH_FLAGS = {"--launcher": True, "--accelerate-config": True, "--num-processes": True}
+#: sub-commands of `prefkit train` that are not trainers (a trainer cannot take these names)
+RESERVED = ("list", "presets", "chain", "merge-adapter")
 
 
 def _explicit(ctx: Any) -> set[str]:
@@ -36,7 +35,6 @@ def _explicit(ctx: Any) -> set[str]:
     out = set()
     for name in ctx.params:
         src = ctx.get_parameter_source(name)
-        # compare by name: typer may ship its own click, with its own ParameterSource enum
         if getattr(src, "name", None) in ("COMMANDLINE", "ENVIRONMENT"):
             out.add(name)
     return out
@@ -77,7 +75,8 @@ def accelerate_command(argv: list[str], config_file: str | None, num_processes: 
                        gpus: int | None = None) -> list[str]:
     """The ``accelerate launch`` command line that re-runs ``prefkit ARGV`` (launch flags removed).
 
-    Without CUDA the same code path runs single-process on the CPU (``--cpu --num_processes 1``).
+    Without CUDA: ``--num-processes N`` (N > 1) runs N CPU processes, DDP over gloo (the config file
+    is not used); one process otherwise (``--cpu``).
     """
     cleaned: list[str] = []
     skip = False
@@ -96,8 +95,9 @@ def accelerate_command(argv: list[str], config_file: str | None, num_processes: 
         gpus = 1 if cuda_available() else 0
     cmd = [sys.executable, "-m", "accelerate.commands.launch"]
     if gpus == 0:
-        cmd += ["--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
-                "--dynamo_backend", "no"]
+        n = num_processes or 1
+        cmd += (["--multi_gpu", "--num_processes", str(n)] if n > 1 else ["--cpu", "--num_processes", "1"])
+        cmd += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     else:
         if config_file:
             cmd += ["--config_file", str(config_file)]
@@ -117,82 +117,112 @@ def _relaunch(launcher: str, accelerate_config: str | None, num_processes: int |
     from prefkit.training.models import cuda_available
 
     gpus = None
+    env = dict(os.environ, PREFKIT_LAUNCHED="accelerate")
     if not cuda_available():
         gpus = 0
-        if accelerate_config or (num_processes or 1) > 1:
-            warn("no CUDA GPU here: running single-process on the CPU (the accelerate config is not used)")
+        env["CUDA_VISIBLE_DEVICES"] = ""
+        n = num_processes or 1
+        if accelerate_config:
+            warn(f"no CUDA GPU here: running {n} CPU process{'es' if n > 1 else ''} "
+                 f"({'DDP over gloo; ' if n > 1 else ''}the accelerate config is not used)")
     cmd = accelerate_command(argv, accelerate_config, num_processes, gpus)
     info("launching: " + " ".join(shlex.quote(c) for c in cmd))
-    env = dict(os.environ, PREFKIT_LAUNCHED="accelerate")
     code = subprocess.call(cmd, env=env)
     raise typer.Exit(code)
 
 
-# ---------------------------------------------------------------------- train
-def run_train(kind: str, ctx: Any, model: Optional[str], dataset: Optional[str], split: Optional[str],
-              eval_dataset: Optional[str], eval_split: Optional[str], data_dir: Optional[str], limit: Optional[int],
-              eval_limit: Optional[int], column_map: Optional[str], config_file: Optional[str], launcher: str,
-              accelerate_config: Optional[str], num_processes: Optional[int], json_: bool, cfg: TrainConfig,
-              run_opts: RunOptions) -> None:
-    from prefkit.console import info, print_json
+def is_main() -> bool:
+    """Whether this is the main process of a launch (rank 0): only it prints."""
+    from prefkit.training.core import is_main_process
+
+    return is_main_process()
+
+
+# ---------------------------------------------------------------------- settings
+def _settings_layers(ctx: Any, config_file: Optional[str], cfg: Any, mcfg: TrainModelConfig, command_values: dict,
+                     known: set[str]) -> tuple[list[tuple[str, dict]], dict[str, Any]]:
+    """``(layers, command settings)``: the --config file's settings, then the flags given explicitly.
+
+    ``command_values`` (model, dataset ...) are filled from the file where the flag is absent.
+    """
     from prefkit.errors import UsageError
-    from prefkit.training.config import merge_config, read_config_file
+    from prefkit.training.config import read_config_file
+
+    from prefkit.training.config import explicit_settings
+
+    layers: list[tuple[str, dict]] = []
+    settings = dict(command_values)
+    if config_file:
+        values = read_config_file(config_file)
+        if "stages" in values and "stages" not in command_values:
+            raise UsageError(f"--config {config_file} lists stages: run it with `prefkit train chain --config`")
+        unknown = sorted(set(values) - known - set(COMMAND_KEYS) - set(command_values))
+        if unknown:
+            raise UsageError(f"--config {config_file}: unknown setting(s) {', '.join(unknown)} (known: this "
+                             f"command's flags and {', '.join(COMMAND_KEYS)})")
+        for key in set(COMMAND_KEYS) | set(command_values):
+            if key in values and settings.get(key) in (None, ()):
+                settings[key] = values[key]
+        layers.append((f"--config {config_file}", {k: v for k, v in values.items() if k in known}))
+    layers.append(("flag", explicit_settings(ctx, cfg, mcfg)))
+    return layers, settings
+
+
+def _load_data(settings: dict, split_key: str = "split", eval_split_key: str = "eval_split"):
+    rows = load_training_rows(settings["dataset"], settings.get(split_key), settings.get("data_dir"),
+                              settings.get("limit"), settings.get("column_map"))
+    eval_rows = None
+    if settings.get("eval_dataset") or settings.get(eval_split_key):
+        eval_rows = load_training_rows(settings.get("eval_dataset") or settings["dataset"],
+                                       settings.get(eval_split_key), settings.get("data_dir"),
+                                       settings.get("eval_limit"), settings.get("column_map"))
+    return rows, eval_rows
+
+
+def _check_launcher(launcher: str, accelerate_config: Optional[str], num_processes: Optional[int]) -> bool:
+    """True when this process should relaunch itself under accelerate (and has done so)."""
+    from prefkit.errors import UsageError
 
     launcher = (launcher or "none").lower()
     if launcher not in ("none", "accelerate"):
         raise UsageError(f"--launcher must be none or accelerate (got {launcher!r})")
+    if num_processes is not None and num_processes < 1:
+        raise UsageError(f"--num-processes must be at least 1 (got {num_processes})")
     if launcher == "accelerate" and not os.environ.get("PREFKIT_LAUNCHED"):
         _relaunch(launcher, accelerate_config, num_processes)
+        return True
+    return False
+
+
+# ---------------------------------------------------------------------- printers
+def _print_metrics(c: Any, m: dict) -> None:
+    if "train_loss" in m:
+        c.print(f"  train loss {m['train_loss']:.4g} · steps {m.get('global_step')} · "
+                f"{m.get('train_runtime', 0):.1f} s · world size {m.get('world_size', 1)}")
+    if "eval_loss" in m:
+        extra = ""
+        if "eval_rewards/accuracies" in m:
+            extra = (f" · reward accuracy {m['eval_rewards/accuracies']:.3f} · margin "
+                     f"{m.get('eval_rewards/margins', 0):.4g}")
+        c.print(f"  eval loss {m['eval_loss']:.4g}{extra}")
+    if m.get("best_checkpoint"):
+        c.print(f"  best: {m['best_checkpoint']} (epoch {m.get('best_epoch')}, {m.get('best_metric')})")
+    if "train_rows" in m:
+        c.print(f"  rows: {m.get('train_rows_kept')}/{m['train_rows']} trained, {m.get('train_rows_truncated', 0)} "
+                f"with the history cut, {m.get('train_rows_dropped_too_long', 0)} dropped as too long")
+
+
+def print_result(result: Any, json_: bool) -> None:
+    from prefkit.console import console, print_json
+
+    if not is_main():
         return
-
-    explicit = _explicit(ctx)
-    settings: dict[str, Any] = {"model": model, "dataset": dataset, "split": split, "eval_dataset": eval_dataset,
-                                "eval_split": eval_split, "data_dir": data_dir, "limit": limit,
-                                "eval_limit": eval_limit,
-                                "column_map": column_map, "output_dir": run_opts.output_dir,
-                                "run_name": run_opts.run_name}
-    if config_file:
-        file_values = read_config_file(config_file)
-        unknown = sorted(set(file_values) - set(TrainConfig.field_names()) - set(COMMAND_KEYS))
-        if unknown:
-            raise UsageError(f"--config {config_file}: unknown setting(s) {', '.join(unknown)} (known: the training "
-                             f"flags and {', '.join(COMMAND_KEYS)})")
-        cfg = merge_config(file_values, cfg, explicit, where=f"--config {config_file}")
-        for key in COMMAND_KEYS:
-            if key in file_values and (settings.get(key) is None):
-                settings[key] = file_values[key]
-    if not settings["model"]:
-        raise UsageError("give --model (a hub id, model directory, adapter directory or training run)")
-    if not settings["dataset"]:
-        raise UsageError("give --dataset (a registered name, a .jsonl/.json/.csv/.parquet file, a save_to_disk "
-                         "directory or hf:ORG/NAME)")
-    rows = load_training_rows(settings["dataset"], settings["split"], settings["data_dir"], settings["limit"],
-                              settings["column_map"])
-    eval_rows = None
-    if settings["eval_dataset"] or settings["eval_split"]:
-        eval_rows = load_training_rows(settings["eval_dataset"] or settings["dataset"], settings["eval_split"],
-                                       settings["data_dir"], settings["eval_limit"], settings["column_map"])
-    from prefkit.training import get_trainer
-
-    trainer = get_trainer(kind)
-    info(f"{kind}: {len(rows)} training rows" + (f", {len(eval_rows)} eval rows" if eval_rows else "")
-         + f" · model {settings['model']} · {'LoRA r=' + str(cfg.lora_r) if cfg.lora else 'full fine-tuning'}"
-         + f" · format {cfg.format}")
-    result = trainer.train(settings["model"], rows, eval_rows, cfg, settings["output_dir"],
-                           run_name=settings["run_name"], fresh=run_opts.fresh)
     if json_:
         print_json(result.to_dict())
         return
-    from prefkit.console import console
-
     c = console()
-    c.print(f"[bold]{kind}[/bold] done: {result.output_dir}")
-    m = result.metrics
-    if "train_loss" in m:
-        c.print(f"  train loss {m['train_loss']:.4g} · steps {m.get('global_step')} · "
-                f"{m.get('train_runtime', 0):.1f} s")
-    if "eval_loss" in m:
-        c.print(f"  eval loss {m['eval_loss']:.4g}")
+    c.print(f"[bold]{result.kind}[/bold] done: {result.output_dir}")
+    _print_metrics(c, result.metrics)
     if result.adapter_dir:
         c.print(f"  adapter: {result.adapter_dir}")
     if result.merged_dir:
@@ -201,7 +231,37 @@ def run_train(kind: str, ctx: Any, model: Optional[str], dataset: Optional[str],
         c.print(f"  loss curve: {result.loss_plot}")
 
 
-def _make_command(kind: str, summary: str, columns: str):
+# ---------------------------------------------------------------------- train NAME
+def run_train(trainer: Any, ctx: Any, settings: dict, config_file: Optional[str], preset: Optional[str],
+              json_: bool, cfg: Any, mcfg: TrainModelConfig, run_opts: RunOptions) -> None:
+    from prefkit.console import info
+    from prefkit.errors import UsageError
+
+    known = set(trainer.config_class.field_names()) | set(TrainModelConfig.field_names())
+    layers, settings = _settings_layers(ctx, config_file, cfg, mcfg, settings, known)
+    settings.setdefault("output_dir", run_opts.output_dir)
+    settings.setdefault("run_name", run_opts.run_name)
+    if not settings.get("model"):
+        raise UsageError("give --model (a hub id, model directory, adapter directory or training run)")
+    if not settings.get("dataset"):
+        raise UsageError("give --dataset (a registered name, a .jsonl/.json/.csv/.parquet file, a save_to_disk "
+                         "directory or hf:ORG/NAME)")
+    preset = preset or settings.get("preset")
+    rows, eval_rows = _load_data(settings)
+    cfg, mcfg, _ = trainer.resolve(None, None, preset, layers)  # fail on bad settings before anything loads
+    if is_main():
+        info(f"{trainer.name}: {len(rows)} training rows" + (f", {len(eval_rows)} eval rows" if eval_rows else "")
+             + f" · model {settings['model']} · {'LoRA r=' + str(mcfg.lora_r) if mcfg.lora else 'full fine-tuning'}"
+             + f" · format {cfg.format}" + (f" · preset {preset}" if preset else ""))
+    result = trainer.train(settings["model"], rows, eval_rows, None, settings.get("output_dir"), preset=preset,
+                           layers=layers, run_name=settings.get("run_name"), fresh=run_opts.fresh)
+    print_result(result, json_)
+
+
+def make_train_command(trainer: Any):
+    """The ``prefkit train NAME`` command of a trainer: its config class's flags and the model flags."""
+    columns = getattr(trainer, "columns", "") or "as the trainer documents"
+
     def command(
         ctx: typer.Context,
         model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub id, model directory, adapter directory "
@@ -217,24 +277,153 @@ def _make_command(kind: str, summary: str, columns: str):
         limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N training rows."),
         eval_limit: Optional[int] = typer.Option(None, "--eval-limit", help="Use only the first N evaluation rows."),
         column_map: Optional[str] = typer.Option(None, "--column-map", help="Rename columns: FIELD=COLUMN,..."),
-        config_file: Optional[str] = typer.Option(None, "--config", help="YAML/JSON file of settings (flags given "
-                                                  "on the command line override it)."),
+        preset: Optional[str] = typer.Option(None, "--preset", help="Start from a registered preset's settings "
+                                             "(`prefkit train presets`); --config and flags override it."),
+        config_file: Optional[str] = typer.Option(None, "--config", help="YAML/JSON file of settings (over the "
+                                                  "preset; flags given on the command line override it)."),
         launcher: str = typer.Option("none", "--launcher", help="none, or accelerate: re-run under `accelerate "
-                                     "launch` (multi-GPU / multi-node; DDP, DeepSpeed, FSDP)."),
+                                     "launch` (several processes: DDP on GPUs, or over gloo on CPUs; DeepSpeed, FSDP)."),
         accelerate_config: Optional[str] = typer.Option(None, "--accelerate-config", help="accelerate config file "
                                                         "(see docs/accelerate/)."),
-        num_processes: Optional[int] = typer.Option(None, "--num-processes", help="Processes (GPUs) for accelerate."),
+        num_processes: Optional[int] = typer.Option(None, "--num-processes", help="Processes for accelerate "
+                                                    "(GPUs, or CPU processes without CUDA)."),
         json_: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-        cfg: TrainConfig = None,  # type: ignore[assignment]
+        cfg: Any = None,
+        mcfg: Any = None,
         run_opts: RunOptions = None,  # type: ignore[assignment]
     ) -> None:
-        run_train(kind, ctx, model, dataset, split, eval_dataset, eval_split, data_dir, limit, eval_limit, column_map,
-                  config_file, launcher, accelerate_config, num_processes, json_, cfg, run_opts)
+        if _check_launcher(launcher, accelerate_config, num_processes):
+            return
+        settings = {"model": model, "dataset": dataset, "split": split, "eval_dataset": eval_dataset,
+                    "eval_split": eval_split, "data_dir": data_dir, "limit": limit, "eval_limit": eval_limit,
+                    "column_map": column_map}
+        run_train(trainer, ctx, settings, config_file, preset, json_, cfg, mcfg, run_opts)
 
-    command.__doc__ = summary
-    return with_options(RunOptions, "run_opts")(with_options(TrainConfig, "cfg")(command))
+    command.__doc__ = trainer.description or trainer.name
+    command.__name__ = f"train_{trainer.name}"
+    return with_options(RunOptions, "run_opts")(with_options(TrainModelConfig, "mcfg")(
+        with_options(trainer.config_class, "cfg")(command)))
 
 
+# ---------------------------------------------------------------------- train chain
+def _stages_from(values: list, where: str) -> list[dict]:
+    from prefkit.errors import UsageError
+
+    if not isinstance(values, list) or not values:
+        raise UsageError(f"{where}: 'stages' must be a non-empty list")
+    out = []
+    for i, st in enumerate(values):
+        if isinstance(st, str):
+            st = {"trainer": st}
+        if not isinstance(st, dict) or "trainer" not in st:
+            raise UsageError(f"{where}: stage {i + 1} needs a 'trainer' (sft, dpo, ...)")
+        allowed = {"trainer", "name", "handoff", "dataset", "split", "eval_dataset", "eval_split", "limit",
+                   "eval_limit", "column_map", "settings"}
+        bad = sorted(set(st) - allowed)
+        if bad:
+            raise UsageError(f"{where}: stage {i + 1}: unknown key(s) {', '.join(bad)} (known: {', '.join(sorted(allowed))})")
+        out.append(dict(st))
+    return out
+
+
+def chain_command(
+    ctx: typer.Context,
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="The model the first stage starts from."),
+    stages: Optional[str] = typer.Option(None, "--stages", help="Trainers in order, e.g. sft,dpo (or `stages:` in "
+                                         "--config, a list with per-stage data and settings)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Data of every stage (unless a stage in "
+                                          "--config names its own)."),
+    splits: Optional[str] = typer.Option(None, "--splits", help="Training split per stage, e.g. sft_train,dpo_train."),
+    eval_dataset: Optional[str] = typer.Option(None, "--eval-dataset", help="Evaluation data (default: --dataset)."),
+    eval_splits: Optional[str] = typer.Option(None, "--eval-splits", help="Evaluation split per stage, e.g. "
+                                              "sft_val,dpo_val."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Offline dataset mirror (PREFKIT_DATA_DIR)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N training rows of each stage."),
+    eval_limit: Optional[int] = typer.Option(None, "--eval-limit", help="Use only the first N evaluation rows."),
+    column_map: Optional[str] = typer.Option(None, "--column-map", help="Rename columns: FIELD=COLUMN,..."),
+    handoff: str = typer.Option("merged", "--handoff", help="What each stage hands the next (its model and DPO "
+                                "reference): merged (the merged model) or adapter (adapter + base, merged by the "
+                                "next stage)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="A registered preset for every stage."),
+    config_file: Optional[str] = typer.Option(None, "--config", help="YAML/JSON: settings for every stage and "
+                                              "`stages:` (a list of {trainer, dataset, split, settings, ...})."),
+    launcher: str = typer.Option("none", "--launcher", help="none, or accelerate (several processes)."),
+    accelerate_config: Optional[str] = typer.Option(None, "--accelerate-config", help="accelerate config file."),
+    num_processes: Optional[int] = typer.Option(None, "--num-processes", help="Processes for accelerate."),
+    json_: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    cfg: BaseTrainConfig = None,  # type: ignore[assignment]
+    mcfg: TrainModelConfig = None,  # type: ignore[assignment]
+    run_opts: RunOptions = None,  # type: ignore[assignment]
+) -> None:
+    """Chained stages (e.g. SFT → DPO): each stage's output is the next stage's model and DPO reference.
+
+    Each stage is its own run directory under the chain's; re-running resumes at the first unfinished stage.
+    """
+    from prefkit.console import console, info, print_json
+    from prefkit.errors import UsageError
+    from prefkit.options import split_csv
+    from prefkit.plugins import registry
+    from prefkit.training.chain import ChainStage, train_chain
+
+    if _check_launcher(launcher, accelerate_config, num_processes):
+        return
+    known = set(BaseTrainConfig.field_names()) | set(TrainModelConfig.field_names())
+    command_values = {"model": model, "dataset": dataset, "eval_dataset": eval_dataset, "data_dir": data_dir,
+                      "limit": limit, "eval_limit": eval_limit, "column_map": column_map, "stages": None,
+                      "splits": splits, "eval_splits": eval_splits, "handoff": None}
+    layers, settings = _settings_layers(ctx, config_file, cfg, mcfg, command_values, known)
+    if not settings.get("model"):
+        raise UsageError("give --model (the model the first stage starts from)")
+    if stages:
+        stage_specs = [{"trainer": t} for t in split_csv(stages)]
+        if settings.get("stages"):
+            raise UsageError("give the stages once: --stages or `stages:` in --config")
+    elif settings.get("stages"):
+        stage_specs = _stages_from(settings["stages"], f"--config {config_file}")
+    else:
+        raise UsageError("give --stages (e.g. sft,dpo) or a `stages:` list in --config")
+    split_list = split_csv(settings.get("splits"))
+    eval_split_list = split_csv(settings.get("eval_splits"))
+    for name, lst in (("--splits", split_list), ("--eval-splits", eval_split_list)):
+        if lst and len(lst) != len(stage_specs):
+            raise UsageError(f"{name} names {len(lst)} splits for {len(stage_specs)} stages")
+    default_handoff = handoff if "handoff" in _explicit(ctx) else (settings.get("handoff") or handoff)
+    chain_stages = []
+    for i, spec in enumerate(stage_specs):
+        trainer = registry("trainers").get(spec["trainer"])
+        data_settings = {"dataset": spec.get("dataset") or settings.get("dataset"),
+                         "split": spec.get("split") or (split_list[i] if split_list else None),
+                         "eval_dataset": spec.get("eval_dataset") or settings.get("eval_dataset"),
+                         "eval_split": spec.get("eval_split") or (eval_split_list[i] if eval_split_list else None),
+                         "data_dir": settings.get("data_dir"), "limit": spec.get("limit", settings.get("limit")),
+                         "eval_limit": spec.get("eval_limit", settings.get("eval_limit")),
+                         "column_map": spec.get("column_map", settings.get("column_map"))}
+        if not data_settings["dataset"]:
+            raise UsageError(f"stage {i + 1} ({trainer.name}): give --dataset or the stage's `dataset:`")
+        rows, eval_rows = _load_data(data_settings)
+        chain_stages.append(ChainStage(trainer.name, rows, eval_rows, config=spec.get("settings") or None,
+                                       name=spec.get("name"), handoff=spec.get("handoff") or default_handoff))
+        if is_main():
+            info(f"stage {i + 1}: {trainer.name} on {len(rows)} rows"
+                 + (f", {len(eval_rows)} eval rows" if eval_rows else ""))
+    result = train_chain(settings["model"], chain_stages, run_opts.output_dir, preset=preset or settings.get("preset"),
+                         layers=layers, run_name=run_opts.run_name, fresh=run_opts.fresh)
+    if not is_main():
+        return
+    if json_:
+        print_json(result.to_dict())
+        return
+    c = console()
+    c.print(f"[bold]chain[/bold] done: {result.output_dir}")
+    for s in result.stages:
+        c.print(f"[bold]{s.name}[/bold] ({s.trainer}){' — finished before' if s.skipped else ''}: {s.output_dir}")
+        if s.result is not None:
+            _print_metrics(c, s.result.metrics)
+        c.print(f"  output {s.model_out} (sha256 {s.output_hash})")
+    c.print(f"  final model: {result.model_dir}")
+
+
+# ---------------------------------------------------------------------- listings
 def merge_adapter_command(
     adapter_dir: str = typer.Argument(..., help="A LoRA adapter directory (or a training run with adapter/)."),
     output_dir: str = typer.Option(..., "--output-dir", "-o", help="Where to save the merged model."),
@@ -259,31 +448,83 @@ def merge_adapter_command(
         console().print(f"merged {src} → {out}")
 
 
-@train_app.command("list")
-def list_trainers(json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """List registered trainers (built-in and plugins')."""
-    from prefkit.console import print_json, print_table
+def trainer_rows() -> list[dict]:
     from prefkit.plugins import registry
 
-    rows = [{"name": e.name, "plugin": e.plugin, "description": getattr(e.obj, "description", "")}
-            for e in registry("trainers").entries()]
+    rows = []
+    for e in registry("trainers").entries():
+        cls = getattr(e.obj, "config_class", None)
+        own = sorted(set(cls.field_names()) - set(BaseTrainConfig.field_names())) if cls else []
+        lr = getattr(cls, "default_lr", None)
+        rows.append({"name": e.name, "plugin": e.plugin, "description": getattr(e.obj, "description", ""),
+                     "columns": getattr(e.obj, "columns", ""), "own_settings": own,
+                     "default_lr": {"lora": lr[0], "full": lr[1]} if lr else None})
+    return rows
+
+
+def list_trainers(json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List registered trainers (built-in and plugins'): columns, own settings, default learning rates."""
+    from prefkit.console import print_json, print_table
+
+    rows = trainer_rows()
     if json_:
         print_json(rows)
     else:
-        print_table(rows, ["name", "plugin", "description"], title="prefkit trainers")
+        print_table([{**r, "own_settings": ", ".join(r["own_settings"]),
+                      "default_lr": (f"{r['default_lr']['lora']:g} / {r['default_lr']['full']:g}"
+                                     if r["default_lr"] else "")} for r in rows],
+                    ["name", "plugin", "columns", "own_settings", "default_lr"],
+                    title="prefkit trainers (default lr: LoRA / full)")
 
 
-train_app.command("sft")(_make_command(
-    "sft", "Supervised fine-tuning (loss on the completion only unless --train-on-prompt).",
-    "prompt+completion (or chosen, messages, text)"))
-train_app.command("dpo")(_make_command(
-    "dpo", "Direct preference optimization. Starting from an SFT adapter merges it first and trains a new adapter "
-    "with the merged SFT model as the reference.", "prompt+chosen+rejected"))
-train_app.command("reward")(_make_command("reward", "Train a reward model (Bradley-Terry, sequence classification).",
-                                          "prompt+chosen+rejected"))
-train_app.command("merge-adapter")(merge_adapter_command)
+def presets_command(json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List training presets: their values (for every trainer, and per trainer) and where they come from."""
+    from prefkit.console import console, print_json
+    from prefkit.training.presets import list_presets
+
+    rows = list_presets()
+    if json_:
+        print_json(rows)
+        return
+    c = console()
+    if not rows:
+        c.print("no training presets registered")
+    for p in rows:
+        c.print(f"[bold]{p['name']}[/bold] (plugin {p['plugin']}): {p['description']}", soft_wrap=True)
+        if p["source"]:
+            c.print(f"  source: {p['source']}", soft_wrap=True, highlight=False)
+        if p["settings"]:
+            c.print("  all trainers: " + ", ".join(f"{k}={v}" for k, v in p["settings"].items()), soft_wrap=True,
+                    highlight=False)
+        for t, vals in p["per_trainer"].items():
+            c.print(f"  {t}: " + ", ".join(f"{k}={v}" for k, v in vals.items()), soft_wrap=True, highlight=False)
+
+
+def build_train_app() -> typer.Typer:
+    """``prefkit train``: one sub-command per registered trainer, plus chain, presets, list, merge-adapter."""
+    from prefkit.console import warn
+    from prefkit.plugins import registry
+
+    app = typer.Typer(help="Train models: one sub-command per registered trainer (sft, dpo, reward, plugins'), "
+                           "chained stages, presets. TRL + PEFT, LoRA by default.",
+                      no_args_is_help=True, context_settings=CONTEXT)
+    for entry in registry("trainers").entries():
+        if entry.name in RESERVED:
+            warn(f"trainer {entry.name!r} of plugin {entry.plugin!r} is not a `prefkit train` command "
+                 f"({', '.join(RESERVED)} are reserved)")
+            continue
+        if not hasattr(entry.obj, "config_class"):
+            continue  # a trainer without a config class is usable from Python only
+        app.command(entry.name)(make_train_command(entry.obj))
+    app.command("chain")(with_options(RunOptions, "run_opts")(with_options(TrainModelConfig, "mcfg")(
+        with_options(BaseTrainConfig, "cfg")(chain_command))))
+    app.command("presets")(presets_command)
+    app.command("list")(list_trainers)
+    app.command("merge-adapter")(merge_adapter_command)
+    return app
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(train_app, name="train")
+    app.add_typer(build_train_app(), name="train")
+    app.command("trainers")(list_trainers)
     app.command("merge-adapter")(merge_adapter_command)

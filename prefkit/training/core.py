@@ -21,6 +21,7 @@ Output directory layout::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -33,8 +34,11 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import PrefkitError, UsageError
-from .config import TrainConfig
-from .formats import TextTemplate, fingerprint, normalize_rows, require_chat_template
+from .config import (RUN_CONTROL_FIELDS, BaseTrainConfig, DPOTrainConfig, RewardTrainConfig, SFTTrainConfig,
+                     TrainModelConfig, config_values, resolve_configs)
+from .formats import (FitStats, TextTemplate, fingerprint, fit_preference_rows, normalize_rows,
+                      require_chat_template, tokenize_sft)
+from .presets import preset_values
 
 CHECKPOINTS = "checkpoints"
 DONE_MARKER = "trainer_done.json"
@@ -161,7 +165,7 @@ def _rows(data: Any) -> list[Any]:
     return list(data)
 
 
-def _mixed_precision(cfg: TrainConfig) -> tuple[bool, bool]:
+def _mixed_precision(cfg: TrainModelConfig) -> tuple[bool, bool]:
     from .models import cuda_available
 
     if cfg.bf16 is not None:
@@ -180,16 +184,48 @@ def _mixed_precision(cfg: TrainConfig) -> tuple[bool, bool]:
     return False, False
 
 
+def _explicit_values(config: Any) -> dict[str, Any]:
+    """The settings a config object sets: a dict/TrainConfig as given; a dataclass: its non-default fields."""
+    if config is None:
+        return {}
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        out = {}
+        for f in dataclasses.fields(config):
+            v = getattr(config, f.name)
+            default = f.default if f.default is not dataclasses.MISSING else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
+            if v != default:
+                out[f.name] = v
+        return out
+    return config_values(config)
+
+
 class TRLTrainer:
-    """Base of the built-in trainers. Subclasses name the TRL classes and their specific settings."""
+    """A trainer on one of TRL's trainers. Subclasses name the TRL classes and own their settings.
+
+    A subclass sets ``name``, ``description``, ``columns``, ``trl_names`` (trainer class, config
+    class of the ``trl`` package) and ``config_class`` (a :class:`BaseTrainConfig` subclass: its
+    fields are ``prefkit train NAME``'s flags) and may override:
+
+    * ``normalize_rows(rows, cfg, template)`` — input rows → TRL rows (no tokenizer; bad input fails
+      here, before anything is loaded);
+    * ``fit_rows(rows, tokenizer, cfg)`` — rows fitted to the length limits, with a :class:`FitStats`;
+    * ``trl_args(cfg)`` — the trainer-specific keyword arguments of the TRL config class.
+
+    Everything else (model resolution and merging, LoRA, runs and resume, evaluation, the best
+    checkpoint, plots, multi-process runs) is the layer's.
+    """
 
     name = ""
     description = ""
     #: TRL column layout this trainer consumes (for help texts)
     columns = ""
-
     #: names of the TRL trainer and config classes, e.g. ("SFTTrainer", "SFTConfig")
     trl_names: tuple[str, str] | None = None
+    #: this trainer's settings (its CLI flags); the model settings are TrainModelConfig's
+    config_class: type = BaseTrainConfig
+    #: the task of the model trained (CAUSAL_LM, or SEQ_CLS for reward models)
+    task = "CAUSAL_LM"
 
     # ---------------------------------------------------------------- to override
     def trl_classes(self) -> tuple[type, type]:
@@ -201,47 +237,94 @@ class TRLTrainer:
         trainer, config = self.trl_names
         return getattr(trl, trainer), getattr(trl, config)
 
-    def kind_args(self, cfg: TrainConfig) -> dict[str, Any]:
+    def normalize_rows(self, rows: list[Any], cfg: Any, template: TextTemplate) -> list[dict[str, Any]]:
+        """Input rows → TRL rows (default: dicts passed on as they are)."""
+        from .formats import _as_dict
+
+        out = [_as_dict(r, cfg.format) for r in rows]
+        if not out:
+            raise UsageError(f"no training rows for {self.name}")
+        return out
+
+    def fit_rows(self, rows: list[dict[str, Any]], tokenizer: Any, cfg: Any) -> tuple[list[dict[str, Any]], FitStats]:
+        """Rows fitted to ``cfg.max_length`` / ``cfg.max_prompt_length`` (default: unchanged)."""
+        return rows, FitStats(rows=len(rows), kept=len(rows))
+
+    def trl_args(self, cfg: Any) -> dict[str, Any]:
         return {}
 
+    # ---------------------------------------------------------------- settings
+    def resolve(self, config: Any = None, model_config: Any = None, preset: Any = None,
+                layers: Sequence[tuple[str, dict[str, Any]]] = ()) -> tuple[Any, TrainModelConfig, dict[str, Any]]:
+        """``(trainer config, model config, provenance)`` with precedence preset < layers < config < model_config.
+
+        ``config``: this trainer's config class, a dict of settings (trainer and model settings
+        mixed), or a :class:`TrainConfig`; a dataclass contributes its non-default values, so
+        a preset's values survive. ``provenance``: ``{"preset": name, "sources": {setting: source}}``.
+        """
+        preset_name, pvals = preset_values(preset, self)
+        all_layers: list[tuple[str, dict[str, Any]]] = [(f"preset {preset_name}", pvals)] if preset_name else []
+        all_layers += list(layers)
+        all_layers.append(("config", _explicit_values(config)))
+        all_layers.append(("model config", _explicit_values(model_config)))
+        cfg, mcfg, sources = resolve_configs(self.config_class, all_layers)
+        return cfg, mcfg, {"preset": preset_name, "sources": sources}
+
     # ---------------------------------------------------------------- API
-    def train(self, model: str | Path, train_data: Any, eval_data: Any = None, config: TrainConfig | None = None,
+    def train(self, model: str | Path, train_data: Any, eval_data: Any = None, config: Any = None,
               output_dir: str | Path | None = None, text_template: TextTemplate | None = None, *,
-              run_name: str | None = None, fresh: bool = False, callbacks: Sequence[Any] = (),
-              argv: list[str] | None = None) -> TrainResult:
+              model_config: Any = None, preset: Any = None, run_name: str | None = None, fresh: bool = False,
+              callbacks: Sequence[Any] = (), argv: list[str] | None = None,
+              layers: Sequence[tuple[str, dict[str, Any]]] = ()) -> TrainResult:
         with quiet_libraries():
             prepared = self.prepare(model, train_data, eval_data, config, output_dir, text_template,
-                                    run_name=run_name, fresh=fresh, callbacks=callbacks, argv=argv)
+                                    model_config=model_config, preset=preset, run_name=run_name, fresh=fresh,
+                                    callbacks=callbacks, argv=argv, layers=layers)
             return prepared.run()
 
-    def prepare(self, model: str | Path, train_data: Any, eval_data: Any = None, config: TrainConfig | None = None,
+    def prepare(self, model: str | Path, train_data: Any, eval_data: Any = None, config: Any = None,
                 output_dir: str | Path | None = None, text_template: TextTemplate | None = None, *,
-                run_name: str | None = None, fresh: bool = False, callbacks: Sequence[Any] = (),
-                argv: list[str] | None = None) -> "PreparedTraining":
+                model_config: Any = None, preset: Any = None, run_name: str | None = None, fresh: bool = False,
+                callbacks: Sequence[Any] = (), argv: list[str] | None = None,
+                layers: Sequence[tuple[str, dict[str, Any]]] = ()) -> "PreparedTraining":
         """Everything up to ``trainer.train()``: the TRL trainer is built (``.trainer``) but not run."""
+        cfg, mcfg, provenance = self.resolve(config, model_config, preset, layers)
         with quiet_libraries():
-            return PreparedTraining(self, model, train_data, eval_data, config or TrainConfig(), output_dir,
+            return PreparedTraining(self, model, train_data, eval_data, cfg, mcfg, provenance, output_dir,
                                     text_template, run_name, fresh, list(callbacks), argv)
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1") or 1)
 
 
 class PreparedTraining:
     """One training run, set up. ``.trainer`` is the TRL trainer; ``.run()`` trains and saves."""
 
-    def __init__(self, spec: TRLTrainer, model, train_data, eval_data, cfg: TrainConfig, output_dir,
-                 text_template, run_name, fresh, callbacks, argv):
+    def __init__(self, spec: TRLTrainer, model, train_data, eval_data, cfg: Any, mcfg: TrainModelConfig,
+                 provenance: dict[str, Any], output_dir, text_template, run_name, fresh, callbacks, argv):
         from .models import cuda_available, quantization_config, resolve_model
 
         self.spec = spec
         self.kind = spec.name
         self.cfg = cfg
+        self.mcfg = mcfg
+        self.provenance = provenance
         self.main = is_main_process()
+        self.world_size = _world_size()
         template = text_template if text_template is not None else cfg.text_template
         self.template = template
-        quant = quantization_config(cfg)  # fails fast without CUDA
+        quant = quantization_config(mcfg)  # fails fast without CUDA
         ref = resolve_model(model)
         self.model_ref = ref
 
-        # ---- tokenizer and data (cheap, so bad input fails before anything is written)
+        # ---- rows (no tokenizer yet), so bad input fails before anything is loaded or written
+        train_rows = spec.normalize_rows(_rows(train_data), cfg, template)
+        eval_rows = spec.normalize_rows(_rows(eval_data), cfg, template) if eval_data is not None else None
+        if eval_rows is None and cfg.load_best:
+            raise UsageError("--load-best needs evaluation data (--eval-dataset or --eval-split)")
+
+        # ---- tokenizer
         from .models import load_tokenizer
 
         tokenizer = load_tokenizer(ref.path, fallback=ref.base)
@@ -252,8 +335,6 @@ class PreparedTraining:
         if tokenizer.pad_token is None and tokenizer.eos_token is not None:
             tokenizer.pad_token = tokenizer.eos_token
         self.tokenizer = tokenizer
-        train_rows = normalize_rows(self.kind, _rows(train_data), cfg.format, template)
-        eval_rows = normalize_rows(self.kind, _rows(eval_data), cfg.format, template) if eval_data is not None else None
 
         # ---- the run directory
         from ..runs import Run, runs_dir, slug
@@ -267,7 +348,8 @@ class PreparedTraining:
         identity = {"kind": self.kind, "model": _abs(ref.name), "data": data_hash,
                     "eval_data": fingerprint(eval_rows) if eval_rows else None,
                     "text_template": _template_identity(template) if cfg.format == "text" else None,
-                    **{k: v for k, v in cfg.identity().items() if k != "text_template"}}
+                    **{k: v for k, v in cfg.identity().items() if k != "text_template"},
+                    **{k: v for k, v in mcfg.to_dict().items() if k not in RUN_CONTROL_FIELDS}}
         if fresh and self.main:
             for name in OUTPUT_NAMES:
                 target = out / name
@@ -278,8 +360,11 @@ class PreparedTraining:
         self.run_store = None
         self.already_done = False
         if self.main:
-            self.run_store = Run.open("train", config={"kind": self.kind, "model": ref.name, **cfg.to_dict()},
-                                      identity=identity, output_dir=out, fresh=fresh, argv=argv)
+            run_config = {"kind": self.kind, "model": ref.name, "preset": provenance.get("preset"),
+                          **cfg.to_dict(), **mcfg.to_dict(),
+                          "setting_sources": provenance.get("sources", {}), "world_size": self.world_size}
+            self.run_store = Run.open("train", config=run_config, identity=identity, output_dir=out, fresh=fresh,
+                                      argv=argv)
             self.run_store.fsync_every = 20  # step logs: flushed per line, synced every 20 (checkpoints hold the state)
         self.resume_from = last_checkpoint(out)
         if (out / DONE_MARKER).exists() and not cfg.resume:
@@ -289,13 +374,25 @@ class PreparedTraining:
             self._close_run("failed", error="checkpoints exist; not resumed")
             raise UsageError(f"{out} already has checkpoints of an unfinished run (status: {status}); pass "
                              "--resume to continue from the last one, or --fresh to start over")
-        if cfg.resume and self.resume_from is None:
+        if cfg.resume and self.resume_from is None and self.main:
             from ..console import info
 
             info(f"no checkpoint in {out / CHECKPOINTS}; training from the start")
         if self.already_done and not cfg.resume:
             self.trainer = None
+            self.fit_stats = self.eval_fit_stats = None
             return
+
+        # ---- fit the rows to the length limits (counted, never silent)
+        train_rows, self.fit_stats = spec.fit_rows(train_rows, tokenizer, cfg)
+        self.eval_fit_stats = None
+        if eval_rows is not None:
+            eval_rows, self.eval_fit_stats = spec.fit_rows(eval_rows, tokenizer, cfg)
+        if not train_rows:
+            self._close_run("failed", error="no training row fits --max-length")
+            raise UsageError(f"no training row fits --max-length {cfg.max_length} "
+                             f"({self.fit_stats.dropped} responses are longer); raise --max-length or pass "
+                             "--long-responses truncate")
 
         # ---- the starting model: an adapter is merged first (never wrap a PeftModel twice)
         model_path = ref.path
@@ -306,32 +403,44 @@ class PreparedTraining:
 
         # ---- TRL config, PEFT config, trainer
         trainer_cls, config_cls = self.spec.trl_classes()
-        bf16, fp16 = _mixed_precision(cfg)
-        has_eval = eval_rows is not None
-        if cfg.dtype:
-            dtype = cfg.dtype
+        bf16, fp16 = _mixed_precision(mcfg)
+        has_eval = eval_rows is not None and len(eval_rows) > 0
+        if mcfg.dtype:
+            dtype = mcfg.dtype
         elif quant is not None:
             dtype = "bfloat16" if bf16 else "float16"
         else:
-            dtype = "bfloat16" if (cfg.lora and bf16) else "float32"
+            dtype = "bfloat16" if (mcfg.lora and bf16) else "float32"
         model_init_kwargs: dict[str, Any] = {"dtype": dtype}
+        eval_strategy = cfg.eval_strategy if has_eval and cfg.eval_strategy in ("steps", "epoch") else "no"
+        save_strategy, save_steps = "steps", cfg.save_steps
+        if cfg.load_best:  # the Trainer needs a checkpoint at every evaluation to pick the best one
+            save_strategy = eval_strategy
+            save_steps = cfg.eval_steps or cfg.save_steps
         args: dict[str, Any] = dict(
             output_dir=str(out / CHECKPOINTS),
             max_steps=cfg.max_steps, num_train_epochs=cfg.epochs,
-            learning_rate=cfg.learning_rate(self.kind),
+            learning_rate=cfg.learning_rate(mcfg.lora),
             per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
             gradient_accumulation_steps=cfg.grad_accum,
             warmup_steps=cfg.warmup, lr_scheduler_type=cfg.lr_scheduler, weight_decay=cfg.weight_decay,
             max_length=cfg.max_length, seed=cfg.seed, data_seed=cfg.seed,
-            bf16=bf16, fp16=fp16, gradient_checkpointing=cfg.gradient_checkpointing,
+            bf16=bf16, fp16=fp16, gradient_checkpointing=mcfg.gradient_checkpointing,
             report_to=[] if cfg.report_to == "none" else [cfg.report_to] if cfg.report_to != "all" else "all",
             logging_steps=cfg.logging_steps, logging_first_step=True,
-            save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
-            eval_strategy="steps" if (has_eval and cfg.eval_steps) else "no",  # and once at the end
-            eval_steps=cfg.eval_steps, dataloader_num_workers=cfg.dataloader_workers,
+            save_strategy=save_strategy, save_steps=save_steps, save_total_limit=cfg.save_total_limit,
+            eval_strategy=eval_strategy, eval_steps=cfg.eval_steps if eval_strategy == "steps" else None,
+            load_best_model_at_end=bool(cfg.load_best), metric_for_best_model=cfg.metric_for_best if cfg.load_best
+            else None, dataloader_num_workers=cfg.dataloader_workers,
             disable_tqdm=True, model_init_kwargs=model_init_kwargs, dataloader_pin_memory=cuda_available(),
         )
-        args.update(self.spec.kind_args(cfg))
+        if cfg.load_best:
+            args["greater_is_better"] = not cfg.metric_for_best.endswith("loss")
+        if not cuda_available():
+            args["use_cpu"] = True
+        if self.world_size > 1:
+            args["ddp_backend"] = "nccl" if cuda_available() else "gloo"
+        args.update(self.spec.trl_args(cfg))
         args.update(cfg.trl_args)
         try:
             trl_args = config_cls(**args)
@@ -342,20 +451,22 @@ class PreparedTraining:
         from datasets import Dataset
 
         train_ds = Dataset.from_list(train_rows)
-        eval_ds = Dataset.from_list(eval_rows) if eval_rows is not None else None
+        eval_ds = Dataset.from_list(eval_rows) if has_eval else None
         peft_config = None
-        if cfg.lora:
+        if mcfg.lora:
             from .models import lora_config
 
-            peft_config = lora_config(cfg, model_path, self.kind)
+            peft_config = lora_config(mcfg, model_path, self.spec.task)
         kwargs: dict[str, Any] = dict(model=model_path, args=trl_args, train_dataset=train_ds, eval_dataset=eval_ds,
                                       processing_class=tokenizer, peft_config=peft_config)
         if quant is not None:
             kwargs["quantization_config"] = quant
-        if self.kind == "dpo" and cfg.ref_model:
-            kwargs["ref_model"] = self._load_ref_model(cfg.ref_model, dtype)
-        if self.kind == "reward":
+        ref_model = getattr(cfg, "ref_model", None)
+        if ref_model:
+            kwargs["ref_model"] = self._load_ref_model(ref_model, dtype)
+        if self.spec.task == "SEQ_CLS":
             kwargs["model"] = self._reward_model(model_path, model_init_kwargs, quant)
+            kwargs.pop("quantization_config", None)
         from transformers import PrinterCallback, ProgressCallback
 
         from .callbacks import RichProgressCallback, RunLogCallback
@@ -377,6 +488,13 @@ class PreparedTraining:
             trainer.add_callback(cb)
         self.trainer = trainer
         self.peft = peft_config is not None
+        if self.main:
+            from ..console import info
+
+            line = f"{self.kind} data: {self.fit_stats.describe('training rows')}"
+            if self.eval_fit_stats is not None:
+                line += f"; {self.eval_fit_stats.describe('eval rows')}"
+            info(line + (f" · {self.world_size} processes" if self.world_size > 1 else ""))
 
     # ---------------------------------------------------------------- helpers
     def _close_run(self, status: str, **summary: Any) -> None:
@@ -402,6 +520,7 @@ class PreparedTraining:
 
     def _load_ref_model(self, name: str, dtype: str):
         import torch
+        from accelerate import PartialState
         from transformers import AutoModelForCausalLM
 
         from .models import merge_adapter, resolve_model
@@ -410,8 +529,9 @@ class PreparedTraining:
         path = r.path
         if r.adapter:
             path = str(self.output_dir / "ref")
-            if not (Path(path) / "config.json").exists() and self.main:
-                merge_adapter(r.path, path)
+            with PartialState().main_process_first():
+                if not (Path(path) / "config.json").exists() and self.main:
+                    merge_adapter(r.path, path)
         return AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype) if dtype != "auto" else "auto")
 
     def _reward_model(self, model_path: str, init_kwargs: dict[str, Any], quant: Any):
@@ -438,9 +558,10 @@ class PreparedTraining:
         if self.trainer is None:  # finished before: report it, do not retrain
             from ..console import info
 
-            info(f"{out} holds a finished {self.kind} run; returning it (use --fresh to train again)")
-            result = self._result(self.run_store.metrics() if self.run_store else {})
-            self._close_run("completed")
+            if self.main:
+                info(f"{out} holds a finished {self.kind} run; returning it (use --fresh to train again)")
+            result = self._result(self.run_store.metrics() if self.run_store else _read_metrics(out))
+            self._close_run("done")
             return result
         trainer = self.trainer
         started = time.time()
@@ -456,8 +577,19 @@ class PreparedTraining:
             self._close_run("failed", error=f"{type(exc).__name__}: {exc}")
             raise
         metrics: dict[str, Any] = dict(train_out.metrics)
-        if trainer.eval_dataset is not None:
+        if trainer.eval_dataset is not None and self.cfg.eval_strategy != "no":
             metrics.update(trainer.evaluate())
+        if self.cfg.load_best and trainer.state.best_model_checkpoint:
+            metrics["best_checkpoint"] = Path(trainer.state.best_model_checkpoint).name
+            metrics["best_metric"] = trainer.state.best_metric
+            best_step = _checkpoint_step(trainer.state.best_model_checkpoint)
+            metrics["best_step"] = best_step
+            metrics["best_epoch"] = next((h.get("epoch") for h in trainer.state.log_history
+                                          if h.get("step") == best_step and self.cfg.metric_for_best in h), None)
+        metrics.update(self.fit_stats.to_metrics("train_"))
+        if self.eval_fit_stats is not None:
+            metrics.update(self.eval_fit_stats.to_metrics("eval_"))
+        metrics["world_size"] = int(getattr(trainer.args, "world_size", self.world_size) or 1)
         # the loss curve is drawn in the background while the model is saved (and merged)
         plotter = _Background(loss_plot, list(trainer.state.log_history), out / "loss.png",
                               title=f"{self.kind}: {self.model_ref.name}") if self.main else None
@@ -473,7 +605,7 @@ class PreparedTraining:
 
                     save_tokenizer(self.tokenizer, adapter_dir, if_missing=True)
                     _fix_adapter_base(adapter_dir, self.model_path)
-                if self.cfg.merge:
+                if self.mcfg.merge:
                     merged_dir = out / "merged"
                     if self.main:
                         from .models import merge_adapter
@@ -502,7 +634,7 @@ class PreparedTraining:
             self.run_store.write_metrics({**result.metrics, "adapter_dir": str(adapter_dir) if adapter_dir else None,
                                           "merged_dir": str(merged_dir) if merged_dir else None,
                                           "loss_plot": str(plot) if plot else None, "base_model": self.model_path})
-            self._close_run("completed")
+            self._close_run("done")
         return result
 
     def _result(self, metrics: dict[str, Any]) -> TrainResult:
@@ -512,6 +644,20 @@ class PreparedTraining:
         plot = out / "loss.png" if (out / "loss.png").exists() else None
         keep = {k: v for k, v in metrics.items() if k not in ("adapter_dir", "merged_dir", "loss_plot", "base_model")}
         return TrainResult(out, adapter, merged, keep, plot, self.kind, metrics.get("base_model"))
+
+
+def _read_metrics(out: Path) -> dict[str, Any]:
+    try:
+        return json.loads((out / "metrics.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _checkpoint_step(path: str) -> int | None:
+    try:
+        return int(Path(path).name.rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        return None
 
 
 class _Background:
@@ -564,41 +710,38 @@ def _fix_adapter_base(adapter_dir: Path, base: str) -> None:
 
 
 def loss_plot(log_history: list[dict[str, Any]], path: Path, title: str | None = None) -> Path | None:
-    """Draw training (and eval) loss over steps; ``None`` when nothing was logged."""
-    train = [(h["step"], h["loss"]) for h in log_history if "loss" in h and "step" in h]
-    evals = [(h["step"], h["eval_loss"]) for h in log_history if "eval_loss" in h and "step" in h]
-    if not train and not evals:
+    """Train and eval loss over steps; a second panel with DPO reward accuracy and margins
+    (train and eval) when the trainer logged them. ``None`` when nothing was logged."""
+
+    def series(key: str) -> list[tuple[int, float]]:
+        return [(h["step"], h[key]) for h in log_history if key in h and "step" in h]
+
+    losses = {"train loss": series("loss"), "eval loss": series("eval_loss")}
+    rewards = {"train reward accuracy": series("rewards/accuracies"), "eval reward accuracy":
+               series("eval_rewards/accuracies"), "train reward margin": series("rewards/margins"),
+               "eval reward margin": series("eval_rewards/margins")}
+    losses = {k: v for k, v in losses.items() if v}
+    rewards = {k: v for k, v in rewards.items() if v}
+    if not losses:
         return None
-    try:
-        from ..reports.plots import line_plot
-    except ImportError:
-        line_plot = None
-    steps = sorted({s for s, _ in train} | {s for s, _ in evals})
-    series = {"train loss": [dict(train).get(s) for s in steps]}
-    if evals:
-        series["eval loss"] = [dict(evals).get(s) for s in steps]
-    if line_plot is not None:
-        try:
-            line_plot(steps, series, path=path, title=title, xlabel="step", ylabel="loss", formats=("png",),
-                      dpi=110, markers=len(steps) <= 60)
-            return path
-        except Exception:  # fall back to a minimal plot of our own
-            pass
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.4, 4.0))
+    panels = 2 if rewards else 1
+    fig = Figure(figsize=(6.4, 4.0 * panels))
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    if train:
-        ax.plot(*zip(*train), marker="o", label="train loss")
-    if evals:
-        ax.plot(*zip(*evals), marker="s", label="eval loss")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
+    axes = [fig.add_subplot(panels, 1, i + 1) for i in range(panels)]
+    for ax, group, ylabel in zip(axes, (losses, rewards), ("loss", "reward accuracy / margin")):
+        for name, points in group.items():
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, marker="o" if len(xs) <= 60 else None, ms=3,
+                    linestyle="--" if name.startswith("eval") else "-", label=name)
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     if title:
-        ax.set_title(title)
-    ax.legend()
+        axes[0].set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
@@ -606,26 +749,45 @@ def loss_plot(log_history: list[dict[str, Any]], path: Path, title: str | None =
 
 # ---------------------------------------------------------------------- the three built-in trainers
 class SFTTrainerSpec(TRLTrainer):
-    """Supervised fine-tuning (TRL SFTTrainer); loss on the completion only unless --train-on-prompt."""
+    """Supervised fine-tuning (TRL SFTTrainer): loss on the assistant turns only (every turn of a
+    ``messages`` row, or the last with ``--train-turns last``); ``--train-on-prompt`` trains on all."""
 
     name = "sft"
-    description = "Supervised fine-tuning on prompt/completion rows (TRL SFTTrainer)."
+    description = "Supervised fine-tuning on prompt/completion or multi-turn messages rows (TRL SFTTrainer)."
     columns = "prompt, completion (or chosen, messages, text)"
     trl_names = ("SFTTrainer", "SFTConfig")
+    config_class = SFTTrainConfig
 
-    def kind_args(self, cfg):
-        return {"completion_only_loss": not cfg.train_on_prompt}
+    def normalize_rows(self, rows, cfg, template):
+        return normalize_rows("sft", rows, cfg.format, template)
+
+    def fit_rows(self, rows, tokenizer, cfg):
+        # tokenized here (labels = -100 outside the assistant turns), so the masks are ours and checked
+        return tokenize_sft(rows, tokenizer, fmt=cfg.format, max_length=cfg.max_length,
+                            max_prompt_length=cfg.max_prompt_length, train_turns=cfg.train_turns,
+                            train_on_prompt=cfg.train_on_prompt, long_responses=cfg.long_responses)
+
+    def trl_args(self, cfg):
+        return {"completion_only_loss": None}
 
 
 class DPOTrainerSpec(TRLTrainer):
-    """Direct preference optimization (TRL DPOTrainer)."""
+    """Direct preference optimization (TRL DPOTrainer); multi-turn prompts, the history cut from its start."""
 
     name = "dpo"
     description = "Direct preference optimization on prompt/chosen/rejected rows (TRL DPOTrainer)."
     columns = "prompt, chosen, rejected"
     trl_names = ("DPOTrainer", "DPOConfig")
+    config_class = DPOTrainConfig
 
-    def kind_args(self, cfg):
+    def normalize_rows(self, rows, cfg, template):
+        return normalize_rows("dpo", rows, cfg.format, template)
+
+    def fit_rows(self, rows, tokenizer, cfg):
+        return fit_preference_rows(rows, tokenizer, max_length=cfg.max_length, max_prompt_length=cfg.max_prompt_length,
+                                   long_responses=cfg.long_responses)
+
+    def trl_args(self, cfg):
         return {"beta": cfg.beta, "loss_type": cfg.loss_type}
 
 
@@ -636,6 +798,18 @@ class RewardTrainerSpec(TRLTrainer):
     description = "Reward model (Bradley-Terry) on prompt/chosen/rejected rows (TRL RewardTrainer)."
     columns = "prompt, chosen, rejected"
     trl_names = ("RewardTrainer", "RewardConfig")
+    config_class = RewardTrainConfig
+    task = "SEQ_CLS"
+
+    def normalize_rows(self, rows, cfg, template):
+        return normalize_rows("reward", rows, cfg.format, template)
+
+    def fit_rows(self, rows, tokenizer, cfg):
+        return fit_preference_rows(rows, tokenizer, max_length=cfg.max_length, max_prompt_length=cfg.max_prompt_length,
+                                   long_responses=cfg.long_responses)
+
+    def trl_args(self, cfg):
+        return {"center_rewards_coefficient": cfg.center_rewards} if cfg.center_rewards is not None else {}
 
 
 BUILTIN_TRAINERS: dict[str, type[TRLTrainer]] = {"sft": SFTTrainerSpec, "dpo": DPOTrainerSpec,

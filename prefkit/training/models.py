@@ -120,16 +120,38 @@ def load_tokenizer(path: str, fallback: str | None = None):
     raise PrefkitError(f"cannot load a tokenizer for {path}: {type(last).__name__}: {last}")
 
 
-def attention_targets(model_path: str, *, kind: str = "sft") -> list[str] | str:
-    """LoRA target modules: the model's attention projections (``'all-linear'`` if none are recognised).
+#: Default LoRA targets per architecture (``config.model_type``): the attention projections.
+#: Documented in docs/training.md. Architectures not listed: detected from the module names
+#: (:func:`attention_targets_of`), else ``all-linear``. ``--lora-targets peft-default`` uses PEFT's
+#: own per-architecture default instead (q_proj,v_proj on Llama/Mistral/Qwen), ``attention`` this table.
+LORA_TARGETS: dict[str, list[str]] = {
+    **{t: ["q_proj", "k_proj", "v_proj", "o_proj"] for t in (
+        "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2", "gemma3_text",
+        "olmo", "olmo2", "granite", "cohere", "starcoder2", "smollm3", "phimoe", "deepseek_v2", "glm")},
+    **{t: ["q_proj", "k_proj", "v_proj", "out_proj"] for t in ("opt", "bart")},
+    **{t: ["q_proj", "k_proj", "v_proj", "dense"] for t in ("phi",)},
+    **{t: ["qkv_proj", "o_proj"] for t in ("phi3",)},
+    **{t: ["query_key_value", "dense"] for t in ("gpt_neox", "falcon", "bloom")},
+    "gpt2": ["c_attn", "c_proj"],
+    "gpt_bigcode": ["c_attn", "c_proj"],
+    "mpt": ["Wqkv", "out_proj"],
+    "gptj": ["q_proj", "k_proj", "v_proj", "out_proj"],
+    "t5": ["q", "k", "v", "o"],
+    **{t: ["query", "key", "value"] for t in ("bert", "roberta", "deberta", "deberta-v2", "distilbert")},
+}
 
-    The architecture is built on the meta device (no weights are read).
-    """
+
+def attention_targets(model_path: str, *, kind: str = "sft") -> list[str] | str:
+    """LoRA target modules for ``model_path``: :data:`LORA_TARGETS` by ``model_type``; other
+    architectures: the attention projections found on the meta-device model (no weights read),
+    else ``'all-linear'``."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
     config = AutoConfig.from_pretrained(model_path)
-    cls = AutoModelForSequenceClassification if kind == "reward" else AutoModelForCausalLM
+    if getattr(config, "model_type", None) in LORA_TARGETS:
+        return list(LORA_TARGETS[config.model_type])
+    cls = AutoModelForSequenceClassification if kind in ("reward", "SEQ_CLS") else AutoModelForCausalLM
     try:
         with torch.device("meta"):
             model = cls.from_config(config)
@@ -152,16 +174,34 @@ def attention_targets_of(model: Any) -> list[str] | str:
     return "all-linear"
 
 
-def lora_config(cfg: Any, model_path: str, kind: str):
+def resolve_lora_targets(mcfg: Any, model_path: str, task: str = "CAUSAL_LM") -> list[str] | str | None:
+    """What ``target_modules`` PEFT gets (``None``: PEFT's own default for the architecture)."""
+    targets = mcfg.lora_targets
+    if targets is None or targets == ["attention"]:
+        return attention_targets(model_path, kind=task)
+    if targets == ["all-linear"]:
+        return "all-linear"
+    if targets == ["peft-default"]:
+        return None
+    return list(targets)
+
+
+def lora_config(mcfg: Any, model_path: str, task: str = "CAUSAL_LM"):
     from peft import LoraConfig
 
-    targets = cfg.lora_targets
-    if targets is None:
-        targets = attention_targets(model_path, kind=kind)
-    elif targets == ["all-linear"]:
-        targets = "all-linear"
-    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=targets,
-                      bias="none", task_type="SEQ_CLS" if kind == "reward" else "CAUSAL_LM")
+    task = "SEQ_CLS" if task in ("reward", "SEQ_CLS") else "CAUSAL_LM"
+    targets = resolve_lora_targets(mcfg, model_path, task)
+    if targets is None:  # PEFT's default per architecture, resolved here so the manifest can show it
+        from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as peft_defaults
+        from transformers import AutoConfig
+
+        model_type = getattr(AutoConfig.from_pretrained(model_path), "model_type", None)
+        if model_type not in peft_defaults:
+            raise UsageError(f"--lora-targets peft-default: PEFT has no default for model type {model_type!r}; "
+                             "name the modules")
+        targets = list(peft_defaults[model_type])
+    return LoraConfig(r=mcfg.lora_r, lora_alpha=mcfg.lora_alpha, lora_dropout=mcfg.lora_dropout,
+                      target_modules=targets, bias="none", task_type=task)
 
 
 def cuda_available() -> bool:

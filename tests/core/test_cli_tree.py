@@ -11,13 +11,10 @@ import pytest
 from prefkit import _cli_docs
 
 RUN_FLAGS = ("--output-dir", "-o", "--run-name", "--fresh")
-# write a model directory, not a run: nothing to resume, so no --run-name/--fresh
-NOT_RUNS = {"merge-adapter", "train merge-adapter"}
+# commands that write a model or dataset directory (-o), not a run directory
+NOT_RUNS = {"merge-adapter", "train merge-adapter", "persona augment"}
 # known gaps, each owned by a plugin branch; the test fails when one is fixed and still listed, too
 KNOWN_GAPS = {
-    "persona augment": "writes a dataset directory with -o only (persona plugin, issue 15)",
-    "tailor sft": "training output dir with -o only (train branch, issue 11)",
-    "tailor dpo": "training output dir with -o only (train branch, issue 11)",
 }
 # commands that act or print one value for a human: no --json
 NOT_REPORTING = {"keys set", "keys unset", "keys path", "models pull", "models path", "persona prompt"}

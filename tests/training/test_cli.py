@@ -99,8 +99,10 @@ def test_accelerate_command_line():
     assert gpu[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
     assert gpu[3:7] == ["--config_file", "cfg.yaml", "--num_processes", "4"]
     assert gpu[7:] == ["-m", "prefkit", "train", "sft", "--model", "m", "--max-steps", "5"]
-    cpu = accelerate_command(argv, "cfg.yaml", 4, gpus=0)
-    assert "--cpu" in cpu and cpu[cpu.index("--num_processes") + 1] == "1" and "--config_file" not in cpu
+    cpu = accelerate_command(argv, "cfg.yaml", 4, gpus=0)    # no CUDA: 4 CPU processes (DDP over gloo)
+    assert "--multi_gpu" in cpu and cpu[cpu.index("--num_processes") + 1] == "4" and "--config_file" not in cpu
+    one = accelerate_command(argv, None, None, gpus=0)
+    assert "--cpu" in one and one[one.index("--num_processes") + 1] == "1"
 
 
 def test_example_accelerate_configs_parse():
@@ -155,3 +157,27 @@ def test_generate_with_hf_backend_from_merged_model(prefkit_cli, sft_result, tmp
         assert isinstance(done[0]["text"], str) and done[0]["text"]
     else:
         assert "empty completion" in failed[0]["error"]
+
+
+@pytest.mark.slow
+def test_cli_chain_from_a_yaml_stage_list(prefkit_cli, tiny_model, tmp_path):
+    sft = _jsonl(tmp_path / "sft.jsonl", SFT_ROWS)
+    pref = _jsonl(tmp_path / "pref.jsonl", PREF_ROWS)
+    conf = tmp_path / "chain.yaml"
+    conf.write_text(f"model: {tiny_model}\nmax_steps: 2\nbatch_size: 2\nlora_r: 4\nlogging_steps: 1\n"
+                    f"stages:\n  - trainer: sft\n    dataset: {sft}\n"
+                    f"  - trainer: dpo\n    dataset: {pref}\n    settings: {{beta: 0.3}}\n")
+    r = prefkit_cli("train", "chain", "--config", conf, "--max-length", "128", "-o", tmp_path / "c", "--json")
+    assert r.exit_code == 0, r.output
+    res = r.json()
+    assert [s["trainer"] for s in res["stages"]] == ["sft", "dpo"]
+    assert res["stages"][1]["model_in"] == res["stages"][0]["model_out"] and res["model_dir"].endswith("02-dpo/merged")
+    cfg = json.loads((tmp_path / "c" / "02-dpo" / "manifest.json").read_text())["config"]
+    assert cfg["beta"] == 0.3 and cfg["max_length"] == 128 and cfg["max_steps"] == 2
+    assert cfg["setting_sources"]["max_length"] == "flag" and cfg["setting_sources"]["max_steps"] == f"--config {conf}"
+    # the short form: one dataset, --stages; a bad stage list is one clear error
+    r = prefkit_cli("train", "chain", "--model", tiny_model, "--stages", "sft,nope", "--dataset", sft)
+    assert r.exit_code == 2 and "unknown trainer 'nope'" in r.stderr
+    r = prefkit_cli("train", "chain", "--model", tiny_model, "--stages", "sft,dpo", "--dataset", sft,
+                    "--splits", "a")
+    assert r.exit_code == 2 and "--splits names 1 splits for 2 stages" in r.stderr

@@ -48,7 +48,7 @@ def test_sft_from_preference_and_messages_rows():
     msgs = [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "A1"},
             {"role": "user", "content": "Q2"}, {"role": "assistant", "content": "A2"}]
     out = normalize_row("sft", {"messages": msgs}, 0, "chat", TPL)
-    assert out["prompt"] == msgs[:3] and out["completion"] == msgs[3:]
+    assert out == {"messages": msgs}    # the whole conversation: every assistant turn is trained
     assert normalize_row("sft", {"text": "plain"}, 0, "text", TPL) == {"text": "plain"}
 
 
@@ -96,7 +96,13 @@ def test_bad_values_and_mixed_shapes():
     with pytest.raises(UsageError, match="list of chat messages"):
         normalize_row("sft", {"prompt": 5, "completion": "x"}, 0, "chat", TPL)
     with pytest.raises(UsageError, match="mix different shapes"):
-        normalize_rows("sft", [{"prompt": "a", "completion": "b"}, {"text": "c"}], "chat", TPL)
+        normalize_rows("reward", [{"prompt": "a", "chosen": "b", "rejected": "c"}, {"chosen": "b", "rejected": "c"}],
+                       "chat", TPL)
+    # SFT rows are tokenized by prefkit itself, so prompt/completion, messages and text rows may mix
+    mixed = normalize_rows("sft", [{"prompt": "a", "completion": "b"}, {"text": "c"},
+                                   {"messages": [{"role": "user", "content": "q"},
+                                                 {"role": "assistant", "content": "r"}]}], "chat", TPL)
+    assert [sorted(r) for r in mixed] == [["completion", "prompt"], ["text"], ["messages"]]
     with pytest.raises(UsageError, match="no training rows"):
         normalize_rows("dpo", [], "chat", TPL)
     with pytest.raises(UsageError, match="unknown trainer kind"):

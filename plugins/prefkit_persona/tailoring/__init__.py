@@ -13,7 +13,9 @@ Modules (all kept light at import time; heavy work lives inside functions):
   SFT/DPO row building, few-shot prompts, first-person rewriting, Mnemonic seeds.
 * :mod:`.data`     loading the ``persona-tailoring`` splits through ``prefkit.load_records``.
 * :mod:`.outputs`  generation runs: cleaning model text, importing the paper's outputs.
-* :mod:`.methods`  fewshot / sft / dpo / generate through the core training and backend layers.
+* :mod:`.methods`  fewshot / sft / dpo (one stage or chained) / generate through the core training
+  and backend layers.
+* :mod:`.presets`  the training presets ``persona-tailoring`` and ``persona-tailoring-paper``.
 * :mod:`.judging`  pairwise judging of two generation runs (quality, personalization, ΔPQ).
 * :mod:`.cli`      the ``prefkit tailor ...`` commands.
 """

@@ -33,34 +33,36 @@ _DATASET_HELP = ("Use this dataset instead of persona-tailoring:<split>, e.g. a 
 
 
 # --------------------------------------------------------------------------- option sets
+# The training flags are the core's (prefkit.SFTTrainConfig / DPOTrainConfig / TrainModelConfig); their
+# defaults come from a training preset (--preset, default persona-tailoring: see tailoring/presets.py).
+# Only --format is the command's own (tailoring's text/chat switch), and the text template is fixed.
 @dataclass
-class SftOptions(prefkit.TrainConfig):
-    """TrainConfig with the paper's SFT defaults (LoRA r 16, alpha 32, dropout 0.05, lr 2e-5, max length 512)."""
+class SftOptions(prefkit.SFTTrainConfig):
+    """SFT flags of ``tailor sft`` (the values come from the preset unless given)."""
 
-    lr: Optional[float] = opt(2e-5, help="Learning rate (paper: 2e-5 for SFT).")
-    max_length: int = opt(512, help="Truncate prompt + response to this many tokens (paper: 512).")
-    lora_r: int = opt(16, help="LoRA rank (paper: 16).")
-    lora_alpha: int = opt(32, help="LoRA alpha (paper: 32).")
-    lora_dropout: float = opt(0.05, help="LoRA dropout (paper: 0.05).")
-    format: str = opt("text", cli=False)  # set by --format of the command
+    format: str = opt("chat", cli=False)
     text_template: str = opt("{prompt}", cli=False)
-    beta: float = opt(0.1, cli=False)
-    loss_type: str = opt("sigmoid", cli=False)
-    ref_model: Optional[str] = opt(None, cli=False)
 
 
 @dataclass
-class DpoOptions(prefkit.TrainConfig):
-    """TrainConfig with the paper's DPO defaults (LoRA r 16, alpha 32, dropout 0.05, lr 5e-6, beta 0.1, max length 512)."""
+class DpoOptions(prefkit.DPOTrainConfig):
+    """DPO flags of ``tailor dpo`` (the values come from the preset unless given)."""
 
-    lr: Optional[float] = opt(5e-6, help="Learning rate (paper: 5e-6 for DPO).")
-    max_length: int = opt(512, help="Truncate prompt + response to this many tokens (paper: 512).")
-    lora_r: int = opt(16, help="LoRA rank (paper: 16).")
-    lora_alpha: int = opt(32, help="LoRA alpha (paper: 32).")
-    lora_dropout: float = opt(0.05, help="LoRA dropout (paper: 0.05).")
-    beta: float = opt(0.1, help="DPO beta (paper: 0.1).")
-    format: str = opt("text", cli=False)
+    format: str = opt("chat", cli=False)
     text_template: str = opt("{prompt}", cli=False)
+
+
+@dataclass
+class ChainOptions(prefkit.BaseTrainConfig):
+    """Flags of ``tailor train`` for both stages (the values come from the preset unless given)."""
+
+    format: str = opt("chat", cli=False)
+    text_template: str = opt("{prompt}", cli=False)
+
+
+_PRESET_HELP = ("Training preset: persona-tailoring (prefkit's quick default) or persona-tailoring-paper (the "
+                "paper's settings: 10 epochs, best by validation loss, batch 1, LoRA q,v, DPO prompts ≤128 tokens); "
+                "flags given override it. See `prefkit train presets`.")
 
 
 @dataclass
@@ -90,20 +92,27 @@ def _echo_summary(summary: dict, json_: bool, title: str) -> None:
 
 
 # --------------------------------------------------------------------------- training
-def _train(kind: str, model: str, split: str, training_type: str, fmt: str, persona_source: str,
+def _train(kind, ctx, model: str, split: str, training_type: str, fmt: str, persona_source: str,
            data_dir: Optional[str], limit: Optional[int], eval_limit: Optional[int], output_dir: Optional[str],
-           cfg, json_: bool, dataset: Optional[str] = None) -> None:
+           preset: str, fresh: bool, cfg, mcfg, json_: bool, dataset: Optional[str] = None, run_name: Optional[str] = None) -> None:
     from .methods import train_tailored
 
-    summary = train_tailored(kind, model, split=split, training_type=training_type, config=cfg, fmt=fmt,
+    flags = prefkit.explicit_settings(ctx, cfg, mcfg)
+    flags.pop("format", None)
+    flags.pop("text_template", None)
+    summary = train_tailored(kind, model, split=split, training_type=training_type, config=flags, fmt=fmt,
                              persona_source=persona_source, data_dir=data_dir, limit=limit, eval_limit=eval_limit,
-                             output_dir=output_dir, dataset=dataset)
-    _echo_summary(summary, json_, f"persona-tailoring {kind.upper()} done: {summary['output_dir']}")
+                             output_dir=output_dir, run_name=run_name, preset=preset or None, fresh=fresh,
+                             dataset=dataset)
+    title = "→".join(k.upper() for k in ([kind] if isinstance(kind, str) else kind))
+    _echo_summary(summary, json_, f"persona-tailoring {title} done: {summary.get('chain_dir') or summary['output_dir']}")
 
 
 @app.command("sft")
+@with_options(prefkit.TrainModelConfig, "mcfg")
 @with_options(SftOptions, "cfg")
 def sft_cmd(
+    ctx: typer.Context,
     model: str = typer.Argument(..., help="Base model: hub id, local directory or alias."),
     split: str = typer.Option(..., "--split", "-s", help="BeaverTails, Anthropic HHH or Mnemonic."),
     training_type: str = typer.Option("chosen", "--training-type", "-t", help=f"One of: {_TRAIN_HELP}."),
@@ -116,17 +125,23 @@ def sft_cmd(
     eval_limit: Optional[int] = typer.Option(None, "--eval-limit", help="Use only the first N sft_val rows (0: no evaluation)."),
     output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Where the adapter and merged model go "
                                              "(default: runs/tailor-sft/<split>-<type>-<model>)."),
+    preset: str = typer.Option("persona-tailoring", "--preset", help=_PRESET_HELP),
+    run_name: Optional[str] = typer.Option(None, "--run-name", help="Run name under runs/tailor-<stages>/ (default: <split>-<type>-<model>; -o overrides)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Train again from the start (discard a finished or partial run)."),
     json_: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     cfg: SftOptions = None,
+    mcfg: prefkit.TrainModelConfig = None,
 ) -> None:
     """LoRA SFT on sft_train (eval on sft_val): prompt + persona → response."""
-    _train("sft", model, split, training_type, fmt, persona_source, data_dir, limit, eval_limit, output_dir, cfg, json_,
-           dataset)
+    _train("sft", ctx, model, split, training_type, fmt, persona_source, data_dir, limit, eval_limit, output_dir,
+           preset, fresh, cfg, mcfg, json_, dataset, run_name=run_name)
 
 
 @app.command("dpo")
+@with_options(prefkit.TrainModelConfig, "mcfg")
 @with_options(DpoOptions, "cfg")
 def dpo_cmd(
+    ctx: typer.Context,
     model: str = typer.Argument(..., help="The SFT model: a `prefkit tailor sft` output directory or a merged model."),
     split: str = typer.Option(..., "--split", "-s", help="BeaverTails, Anthropic HHH or Mnemonic."),
     training_type: str = typer.Option("chosen", "--training-type", "-t", help=f"One of: {_TRAIN_HELP}."),
@@ -138,12 +153,44 @@ def dpo_cmd(
     eval_limit: Optional[int] = typer.Option(None, "--eval-limit", help="Use only the first N dpo_val rows (0: no evaluation)."),
     output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Where the adapter and merged model go "
                                              "(default: runs/tailor-dpo/<split>-<type>-<model>)."),
+    preset: str = typer.Option("persona-tailoring", "--preset", help=_PRESET_HELP),
+    run_name: Optional[str] = typer.Option(None, "--run-name", help="Run name under runs/tailor-<stages>/ (default: <split>-<type>-<model>; -o overrides)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Train again from the start (discard a finished or partial run)."),
     json_: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     cfg: DpoOptions = None,
+    mcfg: prefkit.TrainModelConfig = None,
 ) -> None:
-    """LoRA DPO on dpo_train (eval on dpo_val), starting from the merged SFT model."""
-    _train("dpo", model, split, training_type, fmt, persona_source, data_dir, limit, eval_limit, output_dir, cfg, json_,
-           dataset)
+    """LoRA DPO on dpo_train (eval on dpo_val), starting from the merged SFT model (also the reference)."""
+    _train("dpo", ctx, model, split, training_type, fmt, persona_source, data_dir, limit, eval_limit, output_dir,
+           preset, fresh, cfg, mcfg, json_, dataset, run_name=run_name)
+
+
+@app.command("train")
+@with_options(prefkit.TrainModelConfig, "mcfg")
+@with_options(ChainOptions, "cfg")
+def train_cmd(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help="Base model: hub id, local directory or alias."),
+    split: str = typer.Option(..., "--split", "-s", help="BeaverTails, Anthropic HHH or Mnemonic."),
+    training_type: str = typer.Option("chosen", "--training-type", "-t", help=f"One of: {_TRAIN_HELP}."),
+    fmt: str = typer.Option("text", "--format", help="text (base models) or chat (instruct models)."),
+    persona_source: str = typer.Option("gold", "--persona-source", help="Train on gold or retr personas."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Local mirror (default: PREFKIT_DATA_DIR, then the hub)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help=_DATASET_HELP),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N train rows of each stage."),
+    eval_limit: Optional[int] = typer.Option(None, "--eval-limit", help="Use only the first N val rows (0: no evaluation)."),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="The chain directory (stages in "
+                                             "sft/ and dpo/; default: runs/tailor-sft-dpo/<split>-<type>-<model>)."),
+    preset: str = typer.Option("persona-tailoring", "--preset", help=_PRESET_HELP),
+    run_name: Optional[str] = typer.Option(None, "--run-name", help="Run name under runs/tailor-<stages>/ (default: <split>-<type>-<model>; -o overrides)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Train every stage again from the start."),
+    json_: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    cfg: ChainOptions = None,
+    mcfg: prefkit.TrainModelConfig = None,
+) -> None:
+    """SFT → merge → DPO in one chain (prefkit train chain): resumes at the first unfinished stage."""
+    _train(("sft", "dpo"), ctx, model, split, training_type, fmt, persona_source, data_dir, limit, eval_limit,
+           output_dir, preset, fresh, cfg, mcfg, json_, dataset, run_name=run_name)
 
 
 # --------------------------------------------------------------------------- generation

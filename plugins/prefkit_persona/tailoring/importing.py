@@ -42,5 +42,5 @@ def import_outputs(file: str, *, split: str, training_type: str | None = None, i
               "stopped_at_prompt": sum(1 for r in matched["records"] if r["stopped"]),
               "no_eos": sum(1 for r in matched["records"] if not r["eos"])}
     run.write_metrics({"counts": counts, "mismatched_rows": matched["mismatched_rows"]})
-    run.finish("completed", **counts)
+    run.finish("done", **counts)
     return {"run": str(run.path), **config, **counts}

@@ -1,7 +1,9 @@
 """The three persona-tailoring methods and test-split generation, through the core layers.
 
-* :func:`train_tailored` — ``sft`` (LoRA SFT on sft_train, eval on sft_val) and ``dpo``
-  (LoRA DPO on dpo_train, eval on dpo_val, from the merged SFT model) via ``prefkit.train``.
+* :func:`train_tailored` — ``sft`` (LoRA SFT on sft_train, eval on sft_val), ``dpo``
+  (LoRA DPO on dpo_train, eval on dpo_val, from the merged SFT model), or both chained, through
+  the core training layer (``prefkit.train`` / ``prefkit.train_chain``) with a training preset
+  (``persona-tailoring`` by default, ``persona-tailoring-paper`` for the reference settings).
 * :func:`generate` — greedy generation on the test split through the core backend engine
   (``prefkit.run_requests``; default backend ``hf``), optionally with few-shot
   demonstrations from the split's ``fewshot`` rows (the ``fewshot`` method).
@@ -16,7 +18,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from prefkit import UsageError
 
@@ -25,13 +27,11 @@ from .formats import (STOP, build_input, check_format, check_inference_personas,
                       check_inference_type, check_training_type, dpo_rows, fewshot_messages, fewshot_prefix,
                       inference_persona, response_seed, sft_rows, split_name, system_persona_for)
 from .outputs import result_record
+from .presets import DEFAULT
 
 META_FILE = "tailoring.json"
-#: paper defaults (LoRA r 16, alpha 32, dropout 0.05; SFT lr 2e-5; DPO lr 5e-6, beta 0.1; max length 512)
-PAPER_DEFAULTS = {
-    "sft": {"lr": 2e-5, "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "max_length": 512},
-    "dpo": {"lr": 5e-6, "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "max_length": 512, "beta": 0.1},
-}
+#: the training settings come from a preset (see .presets): this one unless another is chosen
+DEFAULT_PRESET = DEFAULT
 TRAIN_SPLITS = {"sft": ("sft_train", "sft_val"), "dpo": ("dpo_train", "dpo_val")}
 DEFAULT_MAX_TOKENS = 512
 #: backends that take text-format inputs as raw text (no chat template)
@@ -97,43 +97,14 @@ def resolve_trained_model(model: str, allow_adapter: bool = False) -> str:
     raise UsageError(f"{p} is not a model directory or a tailor sft/dpo output directory (no config.json or merged/)")
 
 
-def paper_config(kind: str, **overrides: Any):
-    """A :class:`prefkit.TrainConfig` with the paper's defaults for ``kind``, then ``overrides``.
-
-    ``paper_config("dpo", max_steps=100)``: LoRA r 16, alpha 32, dropout 0.05, lr 5e-6, beta 0.1,
-    max length 512, and 100 steps.
-    """
-    import prefkit
-
-    return prefkit.TrainConfig(**{**PAPER_DEFAULTS[kind], **overrides})
-
-
-def train_tailored(kind: str, model: str, *, split: str, training_type: str, config: Any = None,
-                   fmt: str = "text", persona_source: str = "gold", data_dir: str | None = None,
-                   limit: int | None = None, eval_limit: int | None = None,
-                   output_dir: str | None = None, dataset: str | None = None) -> dict[str, Any]:
-    """Train one persona-tailoring stage through ``prefkit.train``.
-
-    ``sft``: sft_train (eval sft_val) from ``model``; ``dpo``: dpo_train (eval dpo_val) from the SFT
-    model (a merged model dir or a ``tailor sft`` output dir). ``config``: a ``TrainConfig``
-    (default: :func:`paper_config`). ``eval_limit=0`` skips evaluation. Returns a summary
-    (output/adapter/merged dirs, row counts, final metrics); the output dirs get ``tailoring.json``.
-    """
-    import prefkit
-
+def stage_data(kind: str, *, split: str, training_type: str, fmt: str = "text", persona_source: str = "gold",
+               data_dir: str | None = None, limit: int | None = None,
+               eval_limit: int | None = None, dataset: str | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """The training and evaluation rows of one tailoring stage (``sft``: sft_train/sft_val; ``dpo``:
+    dpo_train/dpo_val), in the tailoring text (or chat) format. ``eval_limit=0``: no evaluation rows."""
     if kind not in TRAIN_SPLITS:
         raise UsageError(f"unknown method {kind!r} (sft or dpo)")
-    split = split_name(split, dataset)
-    training_type = check_training_type(training_type)
-    fmt = check_format(fmt)
     train_split, eval_split = TRAIN_SPLITS[kind]
-    start = resolve_trained_model(model, allow_adapter=True) if kind == "dpo" else model
-    if kind == "dpo":
-        sft_meta = read_model_meta(start)
-        if sft_meta.get("training_type") and sft_meta["training_type"] != training_type:
-            from prefkit import warn
-
-            warn(f"the SFT model was trained with training type {sft_meta['training_type']!r}; DPO uses {training_type!r}")
     train_raw = load_tailoring_rows(split, train_split, data_dir=data_dir, limit=limit, dataset=dataset)
     eval_raw = load_tailoring_rows(split, eval_split, data_dir=data_dir, limit=eval_limit,
                                    dataset=dataset) if eval_limit != 0 else []
@@ -142,25 +113,88 @@ def train_tailored(kind: str, model: str, *, split: str, training_type: str, con
                        where=f"persona-tailoring {split} [{train_split}]")
     eval_rows = build(eval_raw, training_type, split, fmt=fmt, persona_source=persona_source,
                       where=f"persona-tailoring {split} [{eval_split}]") if eval_raw else None
-    cfg = config if config is not None else paper_config(kind)
+    return train_rows, eval_rows
+
+
+def train_tailored(kind: str | Sequence[str], model: str, *, split: str, training_type: str, config: Any = None,
+                   model_config: Any = None, preset: str | None = DEFAULT_PRESET, fmt: str = "text",
+                   persona_source: str = "gold", data_dir: str | None = None, limit: int | None = None,
+                   eval_limit: int | None = None, output_dir: str | None = None, run_name: str | None = None,
+                   fresh: bool = False,
+                   stage_configs: dict[str, Any] | None = None, dataset: str | None = None) -> dict[str, Any]:
+    """Train persona-tailoring stages through the core chain (:func:`prefkit.train_chain`).
+
+    ``kind``: ``"sft"``, ``"dpo"`` or a sequence such as ``("sft", "dpo")`` (SFT on sft_train, then
+    DPO on dpo_train from the merged SFT model, which is also DPO's reference). A single ``dpo``
+    starts from ``model`` (a ``tailor sft`` output directory or a model). ``preset``: the settings
+    to start from (default ``persona-tailoring``; ``persona-tailoring-paper`` is the reference
+    setup); ``config``: settings over the preset for every stage (a dict, e.g. the flags given);
+    ``stage_configs``: ``{stage: settings}`` for one stage. ``eval_limit=0`` skips evaluation.
+    Returns a summary of the last stage (output/adapter/merged dirs, row counts, final metrics,
+    ``stages``); every stage directory gets ``tailoring.json``.
+    """
+    import prefkit
+
+    kinds = [kind] if isinstance(kind, str) else list(kind)
+    split = split_name(split, dataset)
+    training_type = check_training_type(training_type)
+    fmt = check_format(fmt)
+    if kinds[0] == "dpo":
+        sft_meta = read_model_meta(model)
+        if sft_meta.get("training_type") and sft_meta["training_type"] != training_type:
+            from prefkit import warn
+
+            warn(f"the SFT model was trained with training type {sft_meta['training_type']!r}; DPO uses {training_type!r}")
     # the rows are already in the tailoring text format: the training layer must not wrap them again
-    cfg = cfg.replace(format=fmt, text_template="{prompt}")
+    fixed = {"format": fmt, "text_template": "{prompt}"}
+    stages, counts = [], {}
+    for k in kinds:
+        rows, eval_rows = stage_data(k, split=split, training_type=training_type, fmt=fmt,
+                                     persona_source=persona_source, data_dir=data_dir, limit=limit,
+                                     eval_limit=eval_limit, dataset=dataset)
+        counts[k] = (len(rows), len(eval_rows or []))
+        own = dict((stage_configs or {}).get(k) or {})
+        stages.append(prefkit.ChainStage(k, rows, eval_rows, config={**own, **fixed}, model_config=model_config,
+                                         name=k))
     runs_dir = prefkit.runs_dir()
-    out = Path(output_dir) if output_dir else runs_dir / f"tailor-{kind}" / _slug(
-        f"{split}-{training_type}-{model_label(start)}")
-    result = prefkit.train(kind, start, train_rows, eval_rows, config=cfg, output_dir=out)
-    res_out = Path(getattr(result, "output_dir", None) or out)
-    adapter_dir = getattr(result, "adapter_dir", None)
-    merged_dir = getattr(result, "merged_dir", None)  # the training layer merges LoRA unless --no-merge
-    meta = {"method": kind, "split": split, "training_type": training_type, "format": fmt,
-            "persona_source": persona_source, "base_model": str(start), "train_rows": len(train_rows),
-            "dataset": dataset_ref(dataset),
-            "eval_rows": len(eval_rows or []), "output_dir": str(res_out),
-            "adapter_dir": str(adapter_dir) if adapter_dir else None,
-            "merged_dir": str(merged_dir) if merged_dir else None}
-    for d in {res_out, Path(adapter_dir) if adapter_dir else None, Path(merged_dir) if merged_dir else None} - {None}:
-        write_model_meta(d, meta)
-    return {**meta, "metrics": dict(getattr(result, "metrics", None) or {})}
+    name = run_name or _slug(f"{split}-{training_type}-{model_label(model)}")
+    out = Path(output_dir) if output_dir else runs_dir / f"tailor-{'-'.join(kinds)}" / name
+    if len(kinds) == 1:
+        # one stage: its run directory is the output directory (as `tailor sft -o DIR` always was)
+        only = stages[0]
+        result = prefkit.train(only.trainer, model, only.train_data, only.eval_data,
+                               config={**config_dict(config), **only.config}, output_dir=out,
+                               model_config=model_config, preset=preset, fresh=fresh)
+        stage_results = [(kinds[0], out, str(model), result)]
+    else:
+        chain = prefkit.train_chain(model, stages, out, preset=preset, shared=config_dict(config), fresh=fresh)
+        stage_results = [(s.name, s.output_dir, s.model_in, s.result) for s in chain.stages]
+    summaries = []
+    for name, stage_dir, start, result in stage_results:
+        adapter_dir = getattr(result, "adapter_dir", None)
+        merged_dir = getattr(result, "merged_dir", None)
+        meta = {"method": name, "split": split, "training_type": training_type, "format": fmt,
+                "persona_source": persona_source, "base_model": str(getattr(result, "base_model", None) or start),
+                "preset": preset, "dataset": dataset_ref(dataset), "train_rows": counts[name][0], "eval_rows": counts[name][1],
+                "output_dir": str(stage_dir), "adapter_dir": str(adapter_dir) if adapter_dir else None,
+                "merged_dir": str(merged_dir) if merged_dir else None}
+        for d in {Path(stage_dir), Path(adapter_dir) if adapter_dir else None,
+                  Path(merged_dir) if merged_dir else None} - {None}:
+            write_model_meta(d, meta)
+        summaries.append({**meta, "metrics": dict(getattr(result, "metrics", None) or {})})
+    last = summaries[-1]
+    if len(summaries) > 1:
+        last = {**last, "chain_dir": str(out), "stages": [s["output_dir"] for s in summaries]}
+    return last
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """Settings as a dict (``None``, a dict, or a config object with ``to_dict()``)."""
+    if config is None:
+        return {}
+    if isinstance(config, dict):
+        return dict(config)
+    return dict(config.to_dict())
 
 
 # --------------------------------------------------------------------------- generation
@@ -286,6 +320,6 @@ def generate(model: str, *, split: str, inference_type: str, llm: Any = None, tr
               "skipped_empty_persona": len(plan.skipped),
               "hit_max_tokens": sum(1 for r in results if r.get("finish_reason") == "length")}
     run.write_metrics({"counts": counts})
-    status = "completed" if counts["failed"] == 0 and counts["done"] == counts["rows"] else "incomplete"
+    status = "done" if counts["failed"] == 0 and counts["done"] == counts["rows"] else "incomplete"
     run.finish(status, **counts)
     return {"run": str(run.path), "status": status, **config, **counts}
