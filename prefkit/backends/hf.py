@@ -255,17 +255,16 @@ class HFBackend(Backend):
                 return _LOADED[key]
             _LOADED.clear()  # one local model at a time
             from transformers import AutoModelForCausalLM, AutoTokenizer
-            from transformers.utils import logging as hf_logging
+
+            from .models import quiet_transformers
 
             try:
-                tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=bool(self.options.trust_remote_code))
-                hf_logging.disable_progress_bar()
-                model = AutoModelForCausalLM.from_pretrained(path, **kw)
+                with quiet_transformers():
+                    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=bool(self.options.trust_remote_code))
+                    model = AutoModelForCausalLM.from_pretrained(path, **kw)
             except (OSError, ValueError) as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise PrefkitError(f"cannot load model {path!r}: {first}") from None
-            finally:
-                hf_logging.enable_progress_bar()
             if where == "cpu" and "device_map" not in kw:
                 model = model.to("cpu")
             if where == "cpu":
