@@ -150,3 +150,19 @@ def test_cpu_threads_leave_busy_cores_out(monkeypatch):
     assert hf.cpu_threads() == 1
     monkeypatch.setenv("PREFKIT_THREADS", "3")
     assert hf.cpu_threads() == 3
+
+
+def test_first_use_conversion_shows_no_transformers_progress_bars(capsys):
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    from transformers.utils import logging as hf_logging
+
+    from prefkit.backends.models import quiet_transformers
+
+    before = gguf_utils.tqdm
+    with quiet_transformers():
+        assert not hf_logging.is_progress_bar_enabled()
+        assert list(gguf_utils.tqdm(range(3), desc="Converting and de-quantizing GGUF tensors...")) == [0, 1, 2]
+        for _ in hf_logging.tqdm(range(2), desc="Writing model shards"):
+            pass
+    assert "Converting" not in capsys.readouterr().err
+    assert gguf_utils.tqdm is before and hf_logging.is_progress_bar_enabled()  # restored afterwards
