@@ -62,6 +62,8 @@ def write_mirror(split: str, dest: Path) -> Path:
 
 def run_once(src: Path, args, mirror: Path, home: Path, out: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "PREFKIT_THREADS")}
+    if args.threads:  # the same thread count for both paths (isolates what the code changes, not the threads)
+        env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     env.update(PYTHONPATH=f"{src}{os.pathsep}{src / 'plugins'}", PREFKIT_HOME=str(home), HF_HUB_OFFLINE="1",
                HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PREFKIT_PROGRESS="0")
     cmd = [sys.executable, "-m", "prefkit", "infer-personas", "--split", args.split, "--limit", str(args.rows),
@@ -177,6 +179,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--split", default="BeaverTails")
     p.add_argument("--baseline-rev", default="e9f2500")
+    p.add_argument("--threads", type=int, default=0,
+                   help="Give both paths this many threads (default: each picks its own, as a user's run would).")
     p.add_argument("--bf16-rows", type=int, default=0, help="Also compare float32 with bfloat16 on this many rows.")
     p.add_argument("--json", default=None, help="Write the full result here.")
     p.add_argument("--check-only", action="store_true",
@@ -201,7 +205,7 @@ def main() -> None:
     target = cache_dir_for("HuggingFaceTB/SmolLM2-135M-Instruct").relative_to(cache_dir_for("x/y").parent)
     (home / "models").mkdir(parents=True)
     (home / "models" / target).symlink_to(Path(model_path).resolve(), target_is_directory=True)
-    threads_new = cpu_threads()
+    threads_new = args.threads or cpu_threads()
     runs: dict[str, list[dict]] = {"today": [], "new": []}
     for i in range(args.repeats):
         order = [("today", baseline), ("new", ROOT)] if i % 2 == 0 else [("new", ROOT), ("today", baseline)]
@@ -225,6 +229,7 @@ def main() -> None:
     result = {
         "split": args.split, "rows": args.rows, "repeats": args.repeats, "model": model_path,
         "baseline_rev": args.baseline_rev, "cpu": os.cpu_count(), "new_threads": threads_new,
+        "threads_forced": args.threads or None,
         "today_wall_s": [round(r["wall_s"], 1) for r in runs["today"]],
         "new_wall_s": [round(r["wall_s"], 1) for r in runs["new"]],
         "today_median_s": round(med["today"], 1), "new_median_s": round(med["new"], 1),
