@@ -271,9 +271,16 @@ def infer_personas(config: InferConfig, options: Any = None, *, output_dir: str 
     run.update_manifest(persona={"split": split, "dataset": dataset, "data_split": data_split,
                                  "strategy": strategy.name, "sides": list(config.sides)})
 
+    personas = {(r.get("row_id"), r.get("side")): r.get("persona") for r in run.results()}  # for same_persona
+
     def on_result(completion):
-        return persona_record(completion, strategy, split=split, dataset=dataset, data_split=data_split,
-                              stops=user_stops)
+        record = persona_record(completion, strategy, split=split, dataset=dataset, data_split=data_split,
+                                stops=user_stops)
+        other = personas.get((record["row_id"], "rejected" if record["side"] == "chosen" else "chosen"))
+        if other and record["persona"] and same_persona(record["persona"], other):
+            record["flags"] = [*record["flags"], "same_persona"]  # on the row's second persona (append-only store)
+        personas[(record["row_id"], record["side"])] = record["persona"]
+        return record
 
     with run:  # the core's lifecycle: failed / interrupted recorded there
         engine = run_requests(requests, options, run=run, on_result=on_result,
@@ -291,6 +298,18 @@ def infer_personas(config: InferConfig, options: Any = None, *, output_dir: str 
     run.finish(personas=summary["personas"])  # done, or incomplete when personas are missing
     summary["run"] = str(run.path)
     return summary
+
+
+def same_persona(a: str, b: str, threshold: float = 0.9) -> bool:
+    """Whether two personas are identical or near-identical (case, punctuation and spacing ignored;
+    difflib similarity at least ``threshold``): a row whose two sides got such personas explains nothing."""
+    import difflib
+
+    def norm(t: str) -> str:
+        return " ".join(re.sub(r"[^\w\s]", " ", t.lower()).split())
+
+    x, y = norm(a), norm(b)
+    return x == y or difflib.SequenceMatcher(None, x, y, autojunk=False).ratio() >= threshold
 
 
 def summarize_run(run: Any, expected: set[str] | None = None) -> dict[str, Any]:

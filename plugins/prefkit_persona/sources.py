@@ -7,17 +7,22 @@ then the hub. Beyond the core's behaviour they
 * accept split names leniently (``anthropic-hhh`` for ``Anthropic HHH``) and look
   for mirror folders with the space kept, or written as ``_`` or ``-``;
 * check columns before building records, so a missing column or a column that is
-  empty in every row (Mnemonic's tailoring ``test`` split) is one clear error.
+  empty in every row (Mnemonic's tailoring ``test`` split) is one clear error;
+* fall back to the splits bundled with the plugin (``data/<mirror>.jsonl.gz``:
+  persona-inference BeaverTails and Mnemonic, 300 rows each; origin and licence
+  in ``data/README.md``) when neither the mirror nor the hub has the split, and
+  say so in one line.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from prefkit import NamedSource
-from prefkit import UsageError
+from prefkit import NamedSource, PrefkitError, UsageError
 
 from .splits import (INFERENCE_HUB_ID, INFERENCE_SPLITS, MNEMONIC_TEST_NOTE, PERSONA_COLUMNS, TAILORING_HUB_ID,
                      TAILORING_PARTS, TAILORING_SPLITS, canonical_split)
@@ -46,8 +51,27 @@ class PersonaSource(NamedSource):
                     out.append(q)
         return out
 
+    def bundled_path(self, config: str | None, split: str | None) -> Path | None:
+        """The copy of this split shipped inside the plugin, if there is one (single ``train`` tables only)."""
+        if not config or split not in (None, "train"):
+            return None
+        rel = self.mirror.format(name=self.name, config=config).replace(" ", "_")
+        path = BUNDLED_DIR / f"{rel}.jsonl.gz"
+        return path if path.is_file() else None
+
     def load_rows(self, config=None, split=None, *, data_dir=None):
-        rows = super().load_rows(config, split, data_dir=data_dir)
+        try:
+            rows = super().load_rows(config, split, data_dir=data_dir)
+        except UsageError:
+            raise
+        except PrefkitError:
+            bundled = self.bundled_path(config, split)
+            if bundled is None:
+                raise
+            rows = read_bundled(bundled)
+            from prefkit import info
+
+            info(f"no mirror or hub: using the bundled {self.name} {config} ({len(rows)} rows)")
         check_columns(rows, self._required, label=f"{self.name} {config} [{split}]",
                       mnemonic_test=(self.name == "persona-tailoring" and config == "Mnemonic" and split == "test"))
         return rows
@@ -59,6 +83,15 @@ class PersonaSource(NamedSource):
             return super().load(config, split, required=required, **kw)
         finally:
             self._required = old
+
+
+BUNDLED_DIR = Path(__file__).with_name("data")
+
+
+def read_bundled(path: Path) -> list[dict[str, Any]]:
+    """Rows of a bundled ``.jsonl.gz`` split."""
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
 
 
 def check_columns(rows: list[dict[str, Any]], required: Iterable[str], *, label: str,

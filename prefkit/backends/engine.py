@@ -349,7 +349,8 @@ async def execute(requests: Iterable[ChatRequest], options: BackendOptions | Non
                 return
             cost = f" ${stats.cost_usd:.4f}" if stats.cost_known and stats.cost_usd else ""
             text = (f"[green]✓{stats.done}[/green] [red]✗{stats.failed}[/red] "
-                    f"[yellow]↻{stats.retrying}[/yellow] {stats.throughput():.1f} req/s{cost}")
+                    f"[yellow]↻{stats.retrying}[/yellow] {stats.throughput():.1f} req/s "
+                    f"{stats.completion_tokens / max(1e-9, time.monotonic() - stats.started):.1f} tok/s{cost}")
             bar.update(task, advance=advance, stats=text)
 
         def account(c: Completion) -> None:

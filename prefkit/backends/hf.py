@@ -7,9 +7,25 @@ rendered with the tokenizer's chat template, left-padded, and generated in one
 ``model.generate`` call in a worker thread (the event loop and progress bar keep
 running). Greedy at temperature 0, sampled otherwise (``--seed`` seeds it). Stop
 sequences are real: generation halts on them (``stop_strings``) and the text is
-cut before them. Weights load with ``--dtype`` (auto = float32 on CPU, the
-checkpoint's dtype on GPU), ``--device-map``, optional 4/8-bit via
-bitsandbytes (CUDA only), and ``trust_remote_code`` only when asked.
+cut before them. Weights load with ``--dtype`` (auto: on a CPU bfloat16 only
+where the CPU has bf16 matrix instructions *and* a quick probe measures it
+faster, else float32; the checkpoint's dtype on GPU), ``--device-map``,
+optional 4/8-bit via bitsandbytes (CUDA only), and ``trust_remote_code`` only
+when asked. On a CPU, torch gets one thread per core that is not already busy
+(unless ``OMP_NUM_THREADS`` or ``PREFKIT_THREADS`` says otherwise).
+
+Shared-prefix KV reuse: requests of one run that start with the same tokens
+(an instruction and few-shot demonstrations, a judge's rubric) have that
+prefix's key/value cache computed once and reused for every batch. The prefix
+is the longest common token prefix of the run's requests (per group of
+generation settings) when it is at least ``prefix_min_tokens`` (32) long, or
+the part of the prompt up to a text the caller declares in
+``request.meta["shared_prefix"]``. Each batch is laid out as
+``[prefix][left padding][suffix]`` with the padding masked out and position
+ids counted past it, so every request sees exactly the positions it would
+alone; the cache is expanded to the batch (memory grows per batch, not per
+run) and at most two prefixes are kept per process. ``extra={"prefix_cache":
+False}`` (Python API) turns it off.
 
 For many GPUs or high throughput, serve the model with ``vllm serve MODEL`` and
 use ``--backend openai --base-url http://localhost:8000/v1`` instead.
@@ -18,7 +34,10 @@ use ``--backend openai --base-url http://localhost:8000/v1`` instead.
 from __future__ import annotations
 
 import json
+import os
 import threading
+from collections import OrderedDict
+from functools import lru_cache
 from typing import Any
 
 from ..errors import PrefkitError, UsageError
@@ -32,6 +51,12 @@ _warned: set[str] = set()
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
+PREFIX_MIN_TOKENS = 32   # an automatically found shared prefix shorter than this is not worth a cache
+PREFIX_SLOTS = 2         # prefix caches kept per process (each is one sequence's keys/values)
+_PREFIX_KV: "OrderedDict[tuple, list[tuple[Any, Any]] | None]" = OrderedDict()
+_PREFIX_LOCK = threading.Lock()
+_threads_set = False
+
 
 def _warn_once(message: str) -> None:
     if message not in _warned:
@@ -42,9 +67,117 @@ def _warn_once(message: str) -> None:
 
 
 def clear_loaded_models() -> None:
-    """Forget loaded models (frees their memory)."""
+    """Forget loaded models and their prefix caches (frees their memory)."""
     with _LOAD_LOCK:
         _LOADED.clear()
+    with _PREFIX_LOCK:
+        _PREFIX_KV.clear()
+
+
+# --------------------------------------------------------------------------- CPU settings
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux /proc/cpuinfo; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@lru_cache(maxsize=1)
+def cpu_prefers_bf16() -> bool:
+    """Whether bfloat16 matrix products beat float32 on this CPU: hardware flags first, then a quick probe.
+
+    Without bf16 instructions (``avx512_bf16`` / ``amx_bf16``) torch emulates bf16 and is several times
+    slower than float32 (measured 6x on an AVX2-only EPYC), so the answer is no without timing anything.
+    With them, a ~0.1 s probe of a model-sized product decides (bf16 must be at least 1.2x faster).
+    Any failure answers no (float32 is always right, only sometimes slower).
+    """
+    if os.environ.get("PREFKIT_CPU_BF16") in ("0", "1"):
+        return os.environ["PREFKIT_CPU_BF16"] == "1"
+    if not (cpu_flags() & set(BF16_FLAGS)):
+        return False
+    try:
+        return _probe_bf16_speedup() >= 1.2
+    except Exception:
+        return False
+
+
+def _probe_bf16_speedup() -> float:
+    import time
+
+    import torch
+    import torch.nn.functional as F
+
+    def rate(dtype) -> float:
+        x = torch.randn(256, 1024, dtype=dtype)
+        w = torch.randn(2048, 1024, dtype=dtype)
+        F.linear(x, w)
+        best = float("inf")
+        for _ in range(3):
+            t = time.perf_counter()
+            F.linear(x, w)
+            best = min(best, time.perf_counter() - t)
+        return 1.0 / best
+
+    return rate(torch.bfloat16) / rate(torch.float32)
+
+
+def cpu_threads() -> int:
+    """Threads for CPU generation: PREFKIT_THREADS, else one per usable core that is not already busy.
+
+    Threads waiting for a core that another process holds spin and stall each other (on the shared
+    2-core box, 2 threads under load were ~7x slower than 1), so the cores already busy (the 1-minute
+    load average) are left out; at least one thread.
+    """
+    env = os.environ.get("PREFKIT_THREADS", "")
+    if env.strip().isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        busy = int(os.getloadavg()[0] + 0.5)
+    except OSError:
+        busy = 0
+    return max(1, min(cores, cores - busy))
+
+
+def configure_cpu_threads() -> None:
+    """Set torch's thread count once per process, unless OMP_NUM_THREADS/MKL_NUM_THREADS already chose it."""
+    global _threads_set
+    if _threads_set:
+        return
+    _threads_set = True
+    if os.environ.get("PREFKIT_THREADS") is None and (os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS")):
+        return
+    import torch
+
+    torch.set_num_threads(cpu_threads())
+
+
+# --------------------------------------------------------------------------- shared prefixes
+def common_prefix_length(seqs: list[list[int]]) -> int:
+    """Length of the longest common prefix of token lists."""
+    if not seqs:
+        return 0
+    first = seqs[0]
+    n = min(len(x) for x in seqs)
+    for x in seqs[1:]:
+        i = 0
+        while i < n and x[i] == first[i]:
+            i += 1
+        n = i
+        if n == 0:
+            break
+    return n
 
 
 class HFBackend(Backend):
@@ -59,6 +192,11 @@ class HFBackend(Backend):
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "model": self.options.model or self.default_model,
                 "dtype": self.options.dtype, "batch_size": self.options.batch_size}
+
+    def __init__(self, options=None):
+        super().__init__(options)
+        self._planned: dict[str, list[ChatRequest]] = {}   # group key -> the run's requests of that group
+        self._run_prefix: dict[str, tuple[int, ...]] = {}  # group key -> the run's shared token prefix
 
     def check_ready(self) -> None:
         o = self.options
@@ -87,7 +225,7 @@ class HFBackend(Backend):
         device_map = o.device_map or ("auto" if cuda else None)
         on_cpu = device_map in (None, "cpu")
         if o.dtype == "auto":
-            dtype: Any = torch.float32 if on_cpu else "auto"
+            dtype: Any = (torch.bfloat16 if cpu_prefers_bf16() else torch.float32) if on_cpu else "auto"
         else:
             dtype = getattr(torch, o.dtype)
         kw: dict[str, Any] = {"dtype": dtype, "trust_remote_code": bool(o.trust_remote_code)}
@@ -117,19 +255,20 @@ class HFBackend(Backend):
                 return _LOADED[key]
             _LOADED.clear()  # one local model at a time
             from transformers import AutoModelForCausalLM, AutoTokenizer
-            from transformers.utils import logging as hf_logging
+
+            from .models import quiet_transformers
 
             try:
-                tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=bool(self.options.trust_remote_code))
-                hf_logging.disable_progress_bar()
-                model = AutoModelForCausalLM.from_pretrained(path, **kw)
+                with quiet_transformers():
+                    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=bool(self.options.trust_remote_code))
+                    model = AutoModelForCausalLM.from_pretrained(path, **kw)
             except (OSError, ValueError) as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise PrefkitError(f"cannot load model {path!r}: {first}") from None
-            finally:
-                hf_logging.enable_progress_bar()
             if where == "cpu" and "device_map" not in kw:
                 model = model.to("cpu")
+            if where == "cpu":
+                configure_cpu_threads()
             model.eval()
             tokenizer.padding_side = "left"
             if tokenizer.pad_token_id is None:
@@ -152,6 +291,8 @@ class HFBackend(Backend):
         for reqs in groups.values():
             reqs = sorted(reqs, key=lambda r: -r.prompt_chars)
             batches += [reqs[i:i + n] for i in range(0, len(reqs), n)]
+        self._planned = groups  # the shared prefix is looked for over all of a group's requests
+        self._run_prefix = {}
         return batches
 
     # ----------------------------------------------------------------- generation
@@ -176,20 +317,119 @@ class HFBackend(Backend):
 
         return await asyncio.to_thread(self.generate_batch, requests)
 
+    def _prompts(self, tok: Any, requests: list[ChatRequest], raw: bool) -> tuple[list[list[int]], bool, list[int] | None]:
+        """Token ids of each request's prompt (unpadded), whether they came from a chat template, and how many
+        leading tokens each request declares shared (``meta["shared_prefix"]``; None when none declares one)."""
+        if raw:  # base models: the last message's text as it is, no chat template
+            rendered = [(str(r.messages[-1]["content"]), False) for r in requests]
+        else:
+            rendered = [self.render(tok, r.messages) for r in requests]
+        templated = rendered[0][1]
+        ids = tok([t for t, _ in rendered], add_special_tokens=not templated)["input_ids"]
+        texts = [r.meta.get("shared_prefix") if r.meta else None for r in requests]
+        if not any(texts):
+            return ids, templated, None
+        declared = []
+        for (text, _), d, full in zip(rendered, texts, ids):
+            at = text.find(d) if d else -1
+            if at < 0:
+                declared.append(0)
+                continue
+            # the tokens of the text up to the end of the declared part that the whole prompt also starts with,
+            # less the last one (it may merge with what follows), so that every request gets the same prefix
+            head = tok([text[:at + len(d)]], add_special_tokens=not templated)["input_ids"][0]
+            declared.append(min(common_prefix_length([head, full]), len(head) - 1))
+        return ids, templated, declared
+
+    def _shared_prefix(self, tok: Any, requests: list[ChatRequest], ids: list[list[int]], raw: bool,
+                       min_tokens: int, declared: list[int] | None) -> tuple[int, ...]:
+        """The token prefix this batch reuses a cache for (empty: none)."""
+        shortest = min(len(x) for x in ids)
+        if declared is not None:  # the caller named the prefix: trust it down to the batch's common tokens
+            n = min(min(declared), common_prefix_length(ids), shortest - 1)
+            return tuple(ids[0][:n]) if n >= 1 else ()
+        group = self._group_key(requests[0])
+        if group in self._planned and group not in self._run_prefix:
+            planned = self._planned[group]
+            if len(planned) > len(requests):
+                every = self._prompts(tok, planned, raw)[0]
+                n = common_prefix_length(every)
+                self._run_prefix[group] = tuple(every[0][:n]) if n >= min_tokens else ()
+            else:
+                self._run_prefix[group] = ()
+        run = self._run_prefix.get(group, ())
+        if run and len(run) < shortest and all(x[:len(run)] == list(run) for x in ids):
+            return run
+        n = min(common_prefix_length(ids), shortest - 1) if len(ids) > 1 else 0
+        return tuple(ids[0][:n]) if n >= min_tokens else ()
+
+    @staticmethod
+    def _prefix_kv(model: Any, prefix: tuple[int, ...]) -> list[tuple[Any, Any]] | None:
+        """Keys/values of a prefix (one sequence), computed once per (model, prefix); None if the model can't reuse."""
+        key = (id(model), prefix)
+        with _PREFIX_LOCK:
+            if key in _PREFIX_KV:
+                _PREFIX_KV.move_to_end(key)
+                return _PREFIX_KV[key]
+        import torch
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
+
+        device = getattr(model, "device", None) or next(model.parameters()).device
+        kv = None
+        try:
+            with torch.inference_mode():
+                cache = DynamicCache(config=model.config)
+                ids = torch.tensor([list(prefix)], device=device)
+                try:
+                    out = model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
+                except TypeError:
+                    out = model(input_ids=ids, cache=cache, use_cache=True)
+                layers = getattr(out.cache, "layers", None) or []
+                # plain full-attention layers only (sliding windows, linear attention: no reuse)
+                if layers and all(type(layer) is DynamicLayer and layer.get_seq_length() == len(prefix)
+                                  for layer in layers):
+                    kv = [(layer.keys, layer.values) for layer in layers]
+        except Exception:  # noqa: BLE001 - an architecture that can't do this simply generates without reuse
+            kv = None
+        with _PREFIX_LOCK:
+            _PREFIX_KV[key] = kv
+            while len(_PREFIX_KV) > PREFIX_SLOTS:
+                _PREFIX_KV.popitem(last=False)
+        return kv
+
     def generate_batch(self, requests: list[ChatRequest]) -> list[Completion]:
         import torch
 
         model_name = self.model_for(requests[0])
         model, tok = self.load(model_name)
         params = self.params_for(requests[0])
-        if params["extra"].get("raw_prompt"):  # base models: the last message's text as it is, no chat template
-            rendered = [(str(r.messages[-1]["content"]), False) for r in requests]
-        else:
-            rendered = [self.render(tok, r.messages) for r in requests]
-        templated = rendered[0][1]
-        enc = tok([t for t, _ in rendered], return_tensors="pt", padding=True, add_special_tokens=not templated)
+        extra = dict(params["extra"])
+        raw = bool(extra.pop("raw_prompt", False))
+        reuse = extra.pop("prefix_cache", True) not in (False, 0, "0", "false", "off")
+        min_tokens = int(extra.pop("prefix_min_tokens", PREFIX_MIN_TOKENS))
+        ids, templated, declared = self._prompts(tok, requests, raw)
         device = getattr(model, "device", None) or next(model.parameters()).device
-        enc = {k: v.to(device) for k, v in enc.items()}
+        prefix = self._shared_prefix(tok, requests, ids, raw, max(1, min_tokens), declared) if reuse else ()
+        kv = self._prefix_kv(model, prefix) if prefix else None
+        pad = tok.pad_token_id
+        cache = None
+        if kv is not None:  # [prefix][padding][suffix]: padding masked out, positions count past it
+            p = len(prefix)
+            width = max(len(x) for x in ids) - p
+            rows = [list(prefix) + [pad] * (width - len(x) + p) + x[p:] for x in ids]
+            mask = [[1] * p + [0] * (width - len(x) + p) + [1] * (len(x) - p) for x in ids]
+            from transformers import DynamicCache
+
+            b = len(ids)
+            cache = DynamicCache(ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in kv],
+                                 config=model.config)
+        else:  # plain left padding
+            prefix = ()
+            width = max(len(x) for x in ids)
+            rows = [[pad] * (width - len(x)) + x for x in ids]
+            mask = [[0] * (width - len(x)) + [1] * len(x) for x in ids]
+        enc = {"input_ids": torch.tensor(rows, device=device), "attention_mask": torch.tensor(mask, device=device)}
         max_new = int(params["max_tokens"])
         temperature = float(params["temperature"] or 0.0)
         stop = [s for s in params["stop"] if s]
@@ -200,8 +440,8 @@ class HFBackend(Backend):
             eos_ids.add(tok.eos_token_id)
         kw: dict[str, Any] = {"max_new_tokens": max_new, "pad_token_id": tok.pad_token_id,
                               "eos_token_id": sorted(eos_ids) or None}
-        extra = dict(params["extra"])
-        extra.pop("raw_prompt", None)
+        if cache is not None:
+            kw["cache"] = cache
         if temperature > 0:
             kw.update(do_sample=True, temperature=temperature, top_p=float(extra.pop("top_p", 1.0)),
                       top_k=int(extra.pop("top_k", 0)) or None)
@@ -218,9 +458,9 @@ class HFBackend(Backend):
             out = model.generate(**enc, **kw)
         prompt_len = enc["input_ids"].shape[1]
         new = out[:, prompt_len:].tolist()
-        prompt_counts = enc["attention_mask"].sum(dim=1).tolist()
         results = []
-        for r, row, pcount in zip(requests, new, prompt_counts):
+        for r, row, pids in zip(requests, new, ids):
+            pcount = len(pids)
             n = len(row)
             finish = "length"
             for i, t in enumerate(row):
@@ -234,6 +474,7 @@ class HFBackend(Backend):
             elif finish == "length" and n < max_new:
                 finish = "stop"
             results.append(Completion(key=r.key, text=text, finish_reason=finish,
-                                      usage={"prompt_tokens": int(pcount), "completion_tokens": int(n)},
+                                      usage={"prompt_tokens": int(pcount), "completion_tokens": int(n),
+                                             "cached_prompt_tokens": len(prefix)},
                                       model=str(model_name)))
         return results

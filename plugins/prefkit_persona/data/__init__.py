@@ -1,0 +1,1 @@
+"""Dataset splits shipped with the persona plugin (see README.md here for origin and licence)."""
