@@ -26,7 +26,7 @@ import torch
 from prefkit.errors import UsageError
 
 from .config import ModelConfig, TrainOptions
-from .data import PairData, load_data, sample_train_batch, val_batches
+from .data import PairData, load_data, sample_train_batch, val_batches, validation_split
 from .models import RewardModel, load_model, save_model, task_loss
 
 MODEL_FILE = "model.safetensors"
@@ -45,6 +45,17 @@ def resolve_device(device: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"--device {device}: CUDA is not available on this machine")
     return dev
+
+
+def file_digest(path: str | Path, length: int = 16) -> str:
+    """Hex SHA-256 prefix of a file's bytes (what identifies a checkpoint in evaluation caches)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:length]
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -120,13 +131,21 @@ def train_reward_model(opts: TrainOptions, run, data: PairData | None = None,
     if len(pool) < opts.num_targets:
         raise UsageError(f"the train split has {len(pool)} pairs, fewer than --num-targets {opts.num_targets}")
     cfg: ModelConfig = opts.model_config(data.input_dim)
+    user = data.type_index(opts.user_type) if opts.user_type is not None else None
     data = data.to(device)
     pool = pool.to(device)
 
     torch.manual_seed(opts.seed)
     model = RewardModel(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=opts.lr, eps=3e-5)
-    vbatches = val_batches(data, opts.num_targets, opts.max_context, seed=opts.seed)
+    sel_split = validation_split(data, opts.num_targets)
+    if sel_split != "val":
+        from prefkit.console import warn
+
+        warn(f"the validation split has {len(data.indices('val'))} pairs, fewer than two tasks of "
+             f"--num-targets {opts.num_targets}: validation NLL (and --select best) uses the TRAINING split")
+    vbatches = val_batches(data, opts.num_targets, opts.max_context, seed=opts.seed,
+                           user_types=None if user is None else [user], split=sel_split)
 
     out_dir = Path(run.path)
     resume_path = out_dir / RESUME_FILE
@@ -151,7 +170,7 @@ def train_reward_model(opts: TrainOptions, run, data: PairData | None = None,
             model.train()
             ts = time.perf_counter()
             batch = sample_train_batch(data, pool, opts.batch_size, opts.num_targets, opts.min_context,
-                                       opts.max_context, step_generator(opts.seed, step))
+                                       opts.max_context, step_generator(opts.seed, step), user_type=user)
             out = task_loss(model, batch, opts.beta_kl, samples=samples)
             opt.zero_grad(set_to_none=True)
             out["loss"].backward()
@@ -187,7 +206,8 @@ def train_reward_model(opts: TrainOptions, run, data: PairData | None = None,
                "wall_time_s": round(wall, 2), "cpu_time_s": round(cpu, 2), "resumed_at_step": start,
                "train_ms_per_step": round(1000 * train_time / max(1, opts.steps - start), 2),
                "device": str(device), "model_file": MODEL_FILE, "model_config": cfg.to_dict(),
-               "data": opts.data, "user_types": data.user_types, "input_dim": data.input_dim}
+               "data": opts.data, "user_types": data.user_types, "input_dim": data.input_dim,
+               "trained_user_type": None if user is None else data.user_types[user], "selection_split": sel_split}
     run.write_metrics(metrics)
     run.manifest.setdefault("summary", {})["trained_steps"] = opts.steps
     return metrics
