@@ -22,7 +22,7 @@ def emb_dir(tiny_model, tmp_path_factory):
     d = tmp_path_factory.mktemp("np-dpo")
     f = d / "prefs.jsonl"
     f.write_text("\n".join(json.dumps(r) for r in fabricated_preferences(120)) + "\n")
-    opts = EmbedOptions(dataset=[str(f)], embedder=f"hf:{tiny_model}", max_length=48)
+    opts = EmbedOptions(dataset=[str(f)], embedder=f"hf:{tiny_model}", max_length=256)
     with Run.open("nppl embed", output_dir=d / "emb") as run:
         build_and_embed(opts, run)
     return d / "emb"
