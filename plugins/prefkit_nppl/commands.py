@@ -278,6 +278,9 @@ def dpo(opts: DPOOptions, run_opts: RunOptions | None = None, as_json: bool = Fa
         if acc:
             rows = [{"context": k, **{t: f"{100 * v:.1f}" for t, v in per.items()}} for k, per in acc.items()]
             print_table(rows, title="implicit-reward accuracy (%) on test pairs vs context size")
+        if metrics.get("kept_step") is not None:
+            on_train = "" if metrics.get("selection_split", "val") == "val" else ", chosen on the TRAINING split"
+            info(f"kept step {metrics['kept_step']} (validation DPO loss {metrics['best_val_loss']:.4f}{on_train})")
         info(f"saved to {run.path}")
     return run.path
 

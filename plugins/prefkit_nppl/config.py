@@ -53,7 +53,7 @@ class ModelConfig:
     min_scale: float = 1e-4          # added to the softplus scale: keeps the KL finite
     # q(z | empty context): "learned" = the encoder's output for an empty set (the reference:
     # trained through the KL term like any other context); "zero" = z forced to 0 and no KL
-    # (prefkit before 0.2; models saved then have no such field and load as "zero")
+    # (prefkit's earlier behaviour; models saved then have no such field and load as "zero")
     empty_context: str = "learned"
 
     def to_dict(self) -> dict[str, Any]:
@@ -85,7 +85,7 @@ class TrainOptions:
     latent_dim: int = opt(256, help="Latent size.")
     context_input: str = opt("auto", help="Input layer of the context encoder: mlp, linear, or auto (mlp for low-dimensional inputs, linear for embeddings).")
     option_encoder: str = opt("mlp", help="Option encoder: mlp or linear.")
-    empty_context: str = opt("learned", help="q(z | no context): learned (the empty set is encoded and trained through the KL term, as the paper's code) or zero (z = 0, no KL; prefkit before 0.2).")
+    empty_context: str = opt("learned", help="q(z | no context): learned (the empty set is encoded and trained through the KL term, as the paper's code) or zero (z = 0, no KL: prefkit's earlier behaviour).")
     user_type: str | None = opt(None, help="Train on this user type only (a name such as helpfulness, or its index): the paper's single-attribute BTL baselines. Default: every user type mixed.")
     eval_every: int = opt(100, help="Evaluate on the validation split every N steps (the best checkpoint by validation NLL is kept).")
     select: str = opt("best", help="Checkpoint to keep: best (lowest validation NLL) or last.")
