@@ -146,7 +146,7 @@ def evaluate(runs: list[str], labels: str | None, opts: EvalOptions, run_opts: R
         data_spec = opts.data or cfg.get("data", "synthetic")
         # cells are keyed by the checkpoint's hash: a retrained run is evaluated afresh
         loaded.append((str(Path(r).resolve()), label, model, data_spec, file_digest(Path(r) / MODEL_FILE)))
-    synthetic_only = all(d == "synthetic" for *_, d in loaded)
+    synthetic_only = all(x[3] == "synthetic" for x in loaded)
     show_paper = opts.paper and synthetic_only
     identity = {"runs": [x[0] for x in loaded], "labels": [x[1] for x in loaded], "split": opts.split,
                 "data": opts.data, "z_samples": opts.z_samples, "num_targets": opts.num_targets}

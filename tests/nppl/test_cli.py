@@ -174,3 +174,16 @@ def test_selection_on_training_split_is_said(tmp_path, capsys):
     err = flat(capsys.readouterr().err)
     assert "uses the TRAINING split" in err and "chosen on the TRAINING split" in err
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["selection_split"] == "train"
+
+
+def test_eval_on_the_synthetic_benchmark_compares_with_the_paper(tmp_path):
+    from prefkit.options import RunOptions
+    from prefkit_nppl.commands import evaluate, train
+    from prefkit_nppl.config import EvalOptions, TrainOptions
+
+    run = train(TrainOptions(model="btl", steps=2, eval_every=2, hidden_dim=8, batch_size=4),
+                RunOptions(output_dir=str(tmp_path / "r")), progress=False)
+    r = evaluate([str(run)], None, EvalOptions(contexts="0,1", seeds=1, conventions="paper", per_type=False),
+                 RunOptions(output_dir=str(tmp_path / "ev")), progress=False)
+    assert set(r["gap_to_paper"]["btl"]) == {0, 1} and r["aggregation"] == {"paper": "samples"}
+    assert "btl paper" in (tmp_path / "ev" / "table.md").read_text()
