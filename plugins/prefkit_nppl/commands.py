@@ -88,8 +88,9 @@ def train(opts: TrainOptions, run_opts: RunOptions | None = None, as_json: bool 
     if as_json:
         print_json({"path": str(run.path), **metrics})
     else:
+        split_note = "" if metrics.get("selection_split", "val") == "val" else ", chosen on the TRAINING split"
         info(f"{opts.model}: kept step {metrics.get('kept_step')} (validation accuracy "
-             f"{100 * (metrics.get('best_val_accuracy') or 0):.1f}%), {metrics.get('wall_time_s')} s, "
+             f"{100 * (metrics.get('best_val_accuracy') or 0):.1f}%{split_note}), {metrics.get('wall_time_s')} s, "
              f"{metrics.get('train_ms_per_step')} ms/step → {run.path}")
         info(f"next: prefkit nppl eval {run.path}")
     return run.path
@@ -104,7 +105,8 @@ def _run_kind(path: str) -> str:
 def evaluate(runs: list[str], labels: str | None, opts: EvalOptions, run_opts: RunOptions | None = None,
              progress: bool = True) -> dict[str, Any]:
     """Evaluate train (or dpo) runs; writes an ``nppl eval`` run with results, table and plot."""
-    from .evaluation import PAPER_SYNTHETIC, evaluate_model, markdown_table, plot_accuracy, summarise, table_rows
+    from .evaluation import (PAPER_SYNTHETIC, evaluate_model, markdown_table, plot_accuracy, resolve_aggregation,
+                             summarise, summarise_by_type, table_rows)
 
     if not runs:
         raise UsageError("give at least one run directory")
@@ -117,6 +119,7 @@ def evaluate(runs: list[str], labels: str | None, opts: EvalOptions, run_opts: R
         raise UsageError(f"unknown --conventions {', '.join(bad) or '(none)'} (choose from {', '.join(CONVENTIONS)})")
     if opts.seeds < 1:
         raise UsageError("--seeds must be at least 1")
+    aggs = {c: resolve_aggregation(opts.aggregation, c) for c in conventions}
     kinds = {_run_kind(r) for r in runs}
     if kinds == {"nppl dpo"}:
         from .np_dpo import evaluate_dpo_runs
@@ -131,7 +134,7 @@ def evaluate(runs: list[str], labels: str | None, opts: EvalOptions, run_opts: R
     import torch
 
     from .data import load_data
-    from .training import load_run_model, resolve_device
+    from .training import MODEL_FILE, file_digest, load_run_model, resolve_device
 
     device = resolve_device(opts.device)
     if opts.threads:
@@ -141,11 +144,14 @@ def evaluate(runs: list[str], labels: str | None, opts: EvalOptions, run_opts: R
         model, cfg = load_run_model(r, device)
         label = label_list[i] if label_list else model.cfg.kind
         data_spec = opts.data or cfg.get("data", "synthetic")
-        loaded.append((str(Path(r).resolve()), label, model, data_spec))
-    synthetic_only = all(d == "synthetic" for *_, d in loaded)
+        # cells are keyed by the checkpoint's hash: a retrained run is evaluated afresh
+        loaded.append((str(Path(r).resolve()), label, model, data_spec, file_digest(Path(r) / MODEL_FILE)))
+    synthetic_only = all(x[3] == "synthetic" for x in loaded)
     show_paper = opts.paper and synthetic_only
     identity = {"runs": [x[0] for x in loaded], "labels": [x[1] for x in loaded], "split": opts.split,
                 "data": opts.data, "z_samples": opts.z_samples, "num_targets": opts.num_targets}
+    if opts.aggregation != "auto":  # (auto was the only behaviour before: old runs keep resuming)
+        identity["aggregation"] = opts.aggregation
     hint = "+".join(dict.fromkeys(Path(x[0]).name for x in loaded))[:60] + f"-{opts.split}"
     run = _open("nppl eval", run_opts, config=opts, identity=identity, name_hint=hint)
     seeds = list(range(opts.seeds))
@@ -155,31 +161,32 @@ def evaluate(runs: list[str], labels: str | None, opts: EvalOptions, run_opts: R
 
         total = len(loaded) * len(conventions) * len(contexts) * len(seeds)
         with progress_bar(total, "evaluating", disable=None if progress else True) as (bar, task):
-            for path, label, model, data_spec in loaded:
+            for path, label, model, data_spec, digest in loaded:
                 if data_spec not in cache:
                     cache[data_spec] = load_data(data_spec).to(device)
                 data = cache[data_spec]
                 if data.input_dim != model.cfg.input_dim:
                     raise UsageError(f"{path}: the model takes {model.cfg.input_dim}-dim inputs, the data has {data.input_dim}")
-                run_name = Path(path).name
 
-                def on_result(key, row, _p=path, _l=label, _rn=run_name):
-                    run.append({**row, "run": _p, "label": _l}, key=f"{_rn}|{key}")
+                def on_result(key, row, _p=path, _l=label, _d=digest):
+                    run.append({**row, "run": _p, "label": _l, "checkpoint": _d}, key=f"{_d}|{key}")
                     bar.advance(task)
 
-                def done(key, _rn=run_name):
-                    hit = run.is_done(f"{_rn}|{key}")
+                def done(key, _d=digest):
+                    hit = run.is_done(f"{_d}|{key}")
                     if hit:
                         bar.advance(task)
                     return hit
 
                 evaluate_model(model, data, contexts, seeds, conventions, split=opts.split, z_samples=opts.z_samples,
-                               num_targets=opts.num_targets, done=done, on_result=on_result)
-        wanted = {(c, k, s) for c in conventions for k in contexts for s in seeds}
-        paths = {x[0] for x in loaded}
-        rows = [r for r in run.results() if r.get("run") in paths
-                and (r["convention"], int(r["context"]), int(r["seed"])) in wanted]
+                               num_targets=opts.num_targets, aggregation=opts.aggregation, done=done,
+                               on_result=on_result)
+        wanted = {(c, k, s, aggs[c]) for c in conventions for k in contexts for s in seeds}
+        current = {(x[0], x[4]) for x in loaded}
+        rows = [r for r in run.results() if (r.get("run"), r.get("checkpoint")) in current
+                and (r["convention"], int(r["context"]), int(r["seed"]), r.get("aggregation")) in wanted]
         summary = summarise(rows)
+        by_type = summarise_by_type(rows) if opts.per_type else {}
         n_runs = max((c["n_runs"] for by in summary.values() for cells in by.values() for c in cells.values()), default=1)
         seeds_txt = f"{opts.seeds} evaluation seed{'s' if opts.seeds > 1 else ''}"
         if n_runs > 1:
@@ -187,7 +194,16 @@ def evaluate(runs: list[str], labels: str | None, opts: EvalOptions, run_opts: R
         plot_files = plot_accuracy(summary, contexts, conventions, Path(run.path) / "accuracy_vs_context",
                                    paper=show_paper, title=f"accuracy vs context size ({opts.split} split, {seeds_txt})")
         tables = {conv: markdown_table(summary, contexts, conv, show_paper and conv == "paper") for conv in conventions}
-        (Path(run.path) / "table.md").write_text("\n\n".join(f"### {c}\n\n{t}" for c, t in tables.items()) + "\n")
+        agg_txt = {c: "mean of per-sample accuracies" if a == "samples" else "posterior-predictive mean"
+                   for c, a in aggs.items()}
+        md = [f"### {c} ({agg_txt[c]})\n\n{t}" for c, t in tables.items()]
+        if by_type:
+            type_plot = plot_accuracy(by_type, contexts, conventions, Path(run.path) / "accuracy_by_type",
+                                      title=f"accuracy per user type ({opts.split} split, {seeds_txt})")
+            plot_files = list(plot_files) + list(type_plot)
+            md += [f"### {c}, per user type ({agg_txt[c]})\n\n{markdown_table(by_type, contexts, c, False)}"
+                   for c in conventions]
+        (Path(run.path) / "table.md").write_text("\n\n".join(md) + "\n")
         gaps = {}
         if show_paper and "paper" in conventions:
             for label, by_conv in summary.items():
@@ -195,7 +211,10 @@ def evaluate(runs: list[str], labels: str | None, opts: EvalOptions, run_opts: R
                     gaps[label] = {k: round(v["mean"] - PAPER_SYNTHETIC[label][k], 2)
                                    for k, v in by_conv.get("paper", {}).items() if k in PAPER_SYNTHETIC[label]}
         result = {"path": str(run.path), "summary": summary, "plot": [str(p) for p in plot_files],
-                  "contexts": contexts, "conventions": conventions, "seeds": opts.seeds}
+                  "contexts": contexts, "conventions": conventions, "seeds": opts.seeds, "aggregation": aggs,
+                  "checkpoints": {x[0]: x[4] for x in loaded}}
+        if by_type:
+            result["summary_by_type"] = by_type
         if gaps:
             result["gap_to_paper"] = gaps
             result["max_abs_gap"] = max(abs(g) for per in gaps.values() for g in per.values())
@@ -205,6 +224,9 @@ def evaluate(runs: list[str], labels: str | None, opts: EvalOptions, run_opts: R
     else:
         trows, cols = table_rows(summary, contexts, conventions, show_paper)
         print_table(trows, cols, title="accuracy (%) vs context pairs, mean ± s.e.")
+        if by_type:
+            trows, cols = table_rows(by_type, contexts, conventions, False)
+            print_table(trows, cols, title="accuracy (%) per user type")
         if gaps:
             info(f"largest gap to the paper (paper's convention): {result['max_abs_gap']:.1f} points")
         info(f"plot: {plot_files[0]}")
@@ -256,6 +278,9 @@ def dpo(opts: DPOOptions, run_opts: RunOptions | None = None, as_json: bool = Fa
         if acc:
             rows = [{"context": k, **{t: f"{100 * v:.1f}" for t, v in per.items()}} for k, per in acc.items()]
             print_table(rows, title="implicit-reward accuracy (%) on test pairs vs context size")
+        if metrics.get("kept_step") is not None:
+            on_train = "" if metrics.get("selection_split", "val") == "val" else ", chosen on the TRAINING split"
+            info(f"kept step {metrics['kept_step']} (validation DPO loss {metrics['best_val_loss']:.4f}{on_train})")
         info(f"saved to {run.path}")
     return run.path
 

@@ -15,6 +15,8 @@ from prefkit import opt
 MODEL_KINDS = ("btl", "dpl", "nppl")
 INPUT_LAYERS = ("mlp", "linear")
 CONVENTIONS = ("unseen", "paper", "all")
+EMPTY_CONTEXT = ("learned", "zero")
+AGGREGATIONS = ("auto", "samples", "predictive")
 
 
 def parse_int_list(value: str | list | None) -> list[int]:
@@ -49,6 +51,10 @@ class ModelConfig:
     sample_latents: bool = True      # Gaussian latent (softplus scale) or deterministic
     batch_norm: bool = True          # batch norm in the reward head (as the paper's code)
     min_scale: float = 1e-4          # added to the softplus scale: keeps the KL finite
+    # q(z | empty context): "learned" = the encoder's output for an empty set (the reference:
+    # trained through the KL term like any other context); "zero" = z forced to 0 and no KL
+    # (prefkit's earlier behaviour; models saved then have no such field and load as "zero")
+    empty_context: str = "learned"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,6 +62,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
         known = {f for f in cls.__dataclass_fields__}
+        d = {"empty_context": "zero", **d}
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
@@ -78,6 +85,8 @@ class TrainOptions:
     latent_dim: int = opt(256, help="Latent size.")
     context_input: str = opt("auto", help="Input layer of the context encoder: mlp, linear, or auto (mlp for low-dimensional inputs, linear for embeddings).")
     option_encoder: str = opt("mlp", help="Option encoder: mlp or linear.")
+    empty_context: str = opt("learned", help="q(z | no context): learned (the empty set is encoded and trained through the KL term, as the paper's code) or zero (z = 0, no KL: prefkit's earlier behaviour).")
+    user_type: str | None = opt(None, help="Train on this user type only (a name such as helpfulness, or its index): the paper's single-attribute BTL baselines. Default: every user type mixed.")
     eval_every: int = opt(100, help="Evaluate on the validation split every N steps (the best checkpoint by validation NLL is kept).")
     select: str = opt("best", help="Checkpoint to keep: best (lowest validation NLL) or last.")
     seed: int = opt(0, help="Seed of initialisation and task sampling.")
@@ -102,7 +111,7 @@ class TrainOptions:
             raise UsageError(f"unknown --latent {self.latent!r} (choose from auto, gaussian, deterministic)")
         return ModelConfig(kind=self.model, input_dim=input_dim, hidden_dim=self.hidden_dim,
                            latent_dim=self.latent_dim, option_encoder=self.option_encoder, context_input=ctx,
-                           sample_latents=latent == "gaussian")
+                           sample_latents=latent == "gaussian", empty_context=self.empty_context)
 
     def validate(self) -> None:
         from prefkit import UsageError
@@ -121,6 +130,8 @@ class TrainOptions:
             raise UsageError("--select must be best or last")
         if self.z_samples < 1:
             raise UsageError("--z-samples must be >= 1")
+        if self.empty_context not in EMPTY_CONTEXT:
+            raise UsageError(f"--empty-context must be one of {', '.join(EMPTY_CONTEXT)}")
 
 
 @dataclass
@@ -132,7 +143,9 @@ class EvalOptions:
     conventions: str = opt("unseen,paper", help="unseen: targets exclude the context (context drawn from the rest of the split); paper: the paper's evaluation (context drawn from the task's pairs, scored on positions k..T-1, so context pairs are among the targets); all: all T pairs including the context.")
     split: str = opt("test", help="Split to evaluate on: test, val or train.")
     data: str | None = opt(None, help="Evaluate on this data instead of the training run's (same input dimension).")
-    z_samples: int = opt(16, help="Latent samples per task (probabilities are averaged); 0 uses the posterior mean.")
+    z_samples: int = opt(16, help="Latent samples per task; 0 uses the posterior mean.")
+    aggregation: str = opt("auto", help="How latent samples make an accuracy: samples (the accuracy of each sample, averaged: the paper's evaluation), predictive (threshold the posterior-predictive mean probability), or auto (samples for the paper convention, predictive for the others).")
+    per_type: bool = opt(True, help="Also report and plot accuracy per user type (the paper's per-label columns).")
     num_targets: int = opt(20, help="Pairs per evaluation task.")
     paper: bool = opt(True, help="Draw the paper's synthetic-benchmark numbers in the plot and table (synthetic data only).")
     device: str = opt("auto", help="Device: auto, cpu, cuda ...")
@@ -175,7 +188,10 @@ class DPOOptions:
     lora_alpha: int = opt(256, help="LoRA alpha.")
     lora_dropout: float = opt(0.1, help="LoRA dropout.")
     latent_dim: int = opt(256, help="Latent size (and context-encoder width).")
-    max_length: int = opt(512, help="Most tokens of prompt + response.")
+    max_length: int = opt(512, help="Most tokens of prompt + response (over it the prompt's content is cut from the left, its chat template kept, and the response keeps at least half).")
+    eval_every: int = opt(50, help="Validate every N steps (DPO loss and implicit accuracy on the val split; the best checkpoint by validation loss is kept) and save a resume point.")
+    val_pairs: int = opt(200, help="Most validation pairs per user type at each validation.")
+    select: str = opt("best", help="Checkpoint to keep: best (lowest validation DPO loss) or last.")
     eval_contexts: str = opt("0,1,3,5,10", help="Context sizes for the implicit-reward accuracy after training ('' to skip).")
     eval_seeds: int = opt(1, help="Evaluation seeds.")
     eval_limit: int | None = opt(None, help="Evaluate on at most this many test pairs per user type.")

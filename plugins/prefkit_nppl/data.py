@@ -68,6 +68,19 @@ class PairData:
     def num_types(self) -> int:
         return int(self.choices.shape[1])
 
+    def type_index(self, user_type: str | int) -> int:
+        """The column of a user type given by name (``helpfulness``) or position (``0``)."""
+        names = self.user_types
+        if str(user_type) in names:
+            return names.index(str(user_type))
+        try:
+            i = int(user_type)
+        except (TypeError, ValueError):
+            i = -1
+        if not 0 <= i < len(names):
+            raise UsageError(f"unknown user type {user_type!r}: this data has {', '.join(names)}")
+        return i
+
     def indices(self, split: str) -> torch.Tensor:
         if split not in SPLITS:
             raise UsageError(f"unknown split {split!r} (choose from {', '.join(SPLITS)})")
@@ -208,15 +221,25 @@ def _distinct(pool_size: int, rows: int, k: int, gen: torch.Generator, device) -
 
 
 def sample_train_batch(data: PairData, pool: torch.Tensor, batch_size: int, num_targets: int,
-                       min_context: int, max_context: int, gen: torch.Generator) -> TaskBatch:
-    """Training tasks: a random user type, ``num_targets`` distinct pairs, a random
-    0..max_context prefix of them as context (targets include the context, as in the paper)."""
+                       min_context: int, max_context: int, gen: torch.Generator,
+                       user_type: int | None = None) -> TaskBatch:
+    """Training tasks: a random user type (or always ``user_type``), ``num_targets`` distinct
+    pairs, a random 0..max_context prefix of them as context (targets include the context, as
+    in the paper).
+
+    The random draws happen on the generator's device and are moved to the data's device
+    (a CPU generator cannot draw CUDA tensors), so the batches are the same on every device.
+    """
     device = data.option_a.device
-    users = torch.randint(data.num_types, (batch_size,), generator=gen, device=device)
-    pos = _distinct(len(pool), batch_size, num_targets, gen, device)
+    gdev = gen.device
+    if user_type is None:
+        users = torch.randint(data.num_types, (batch_size,), generator=gen, device=gdev).to(device)
+    else:
+        users = torch.full((batch_size,), int(user_type), dtype=torch.long, device=device)
+    pos = _distinct(len(pool), batch_size, num_targets, gen, gdev).to(device)
     idx = pool[pos]
     pairs, choices = _gather(data, idx, users)
-    k = torch.randint(min_context, max_context + 1, (batch_size,), generator=gen, device=device)
+    k = torch.randint(min_context, max_context + 1, (batch_size,), generator=gen, device=gdev).to(device)
     K = max_context
     mask = torch.arange(K, device=device).unsqueeze(0) < k.unsqueeze(1)
     score = torch.ones(batch_size, num_targets, dtype=torch.bool, device=device)
@@ -253,16 +276,16 @@ def eval_batches(data: PairData, split: str, num_context: int, convention: str, 
     n_used = n_tasks * num_targets
     batches: list[TaskBatch] = []
     for u in range(data.num_types):
-        perm = pool[torch.randperm(len(pool), generator=gen).to(device)[:n_used]]
+        perm = pool[torch.randperm(len(pool), generator=gen, device=gen.device).to(device)[:n_used]]
         idx = perm.view(n_tasks, num_targets)
         users = torch.full((n_tasks,), u, dtype=torch.long, device=device)
         if convention == "unseen":
-            offs = _distinct(n_used - num_targets, n_tasks, num_context, gen, "cpu").to(device)
+            offs = _distinct(n_used - num_targets, n_tasks, num_context, gen, gen.device).to(device)
             start = (torch.arange(n_tasks, device=device) * num_targets + num_targets).unsqueeze(1)
             cidx = perm[(start + offs) % n_used]
             score = torch.ones(n_tasks, num_targets, dtype=torch.bool, device=device)
         else:
-            cpos = _distinct(num_targets, n_tasks, num_context, gen, "cpu").to(device)
+            cpos = _distinct(num_targets, n_tasks, num_context, gen, gen.device).to(device)
             cidx = torch.gather(idx, 1, cpos)
             if convention == "paper":
                 score = (torch.arange(num_targets, device=device) >= num_context).unsqueeze(0).expand(n_tasks, -1)
@@ -280,17 +303,28 @@ def eval_batches(data: PairData, split: str, num_context: int, convention: str, 
     return batches
 
 
-def val_batches(data: PairData, num_targets: int, max_context: int, seed: int = 0) -> list[TaskBatch]:
-    """A fixed validation set: the whole val split once per user type, with context sizes
-    spread over 0..max_context (context among the targets, as in training)."""
+def validation_split(data: PairData, num_targets: int) -> str:
+    """The split checkpoint selection uses: ``val`` when it holds at least two tasks of
+    ``num_targets`` pairs, otherwise ``train`` (callers must say so: the "best" checkpoint
+    is then chosen on training data)."""
+    return "val" if len(data.indices("val")) >= 2 * num_targets else "train"
+
+
+def val_batches(data: PairData, num_targets: int, max_context: int, seed: int = 0,
+                user_types: list[int] | None = None, split: str | None = None) -> list[TaskBatch]:
+    """A fixed validation set: the whole split (default :func:`validation_split`) once per user
+    type (or per type in ``user_types``), with context sizes spread over 0..max_context
+    (context among the targets, as in training)."""
     device = data.option_a.device
-    split = "val" if len(data.indices("val")) >= 2 * num_targets else "train"
+    split = split or validation_split(data, num_targets)
     pool = data.indices(split).to(device)
     gen = torch.Generator(device="cpu").manual_seed(987_654 + seed)
     n_tasks = len(pool) // num_targets
     out = []
     for u in range(data.num_types):
-        perm = pool[torch.randperm(len(pool), generator=gen).to(device)[: n_tasks * num_targets]]
+        perm = pool[torch.randperm(len(pool), generator=gen, device=gen.device).to(device)[: n_tasks * num_targets]]
+        if user_types is not None and u not in user_types:
+            continue
         idx = perm.view(n_tasks, num_targets)
         users = torch.full((n_tasks,), u, dtype=torch.long, device=device)
         pairs, ch = _gather(data, idx, users)

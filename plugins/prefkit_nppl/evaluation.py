@@ -14,40 +14,81 @@ PAPER_SYNTHETIC = {
 }
 
 
-def accuracy(model, batches, z_samples: int = 16) -> tuple[float, int]:
-    """Micro-averaged accuracy of the posterior predictive over the scored targets."""
+def resolve_aggregation(aggregation: str, convention: str) -> str:
+    """``auto`` → ``samples`` for the paper's convention (its evaluation averages the accuracy
+    of every latent sample), ``predictive`` (threshold the posterior-predictive mean) otherwise."""
+    from prefkit import UsageError
+
+    from .config import AGGREGATIONS
+
+    if aggregation not in AGGREGATIONS:
+        raise UsageError(f"unknown --aggregation {aggregation!r} (choose from {', '.join(AGGREGATIONS)})")
+    if aggregation == "auto":
+        return "samples" if convention == "paper" else "predictive"
+    return aggregation
+
+
+def correct_counts(model, batches, z_samples: int = 16, aggregation: str = "predictive") -> dict[int, list[float]]:
+    """{user type index: [correct, scored]} over the scored targets of ``batches``.
+
+    ``predictive``: a target is correct when the posterior-predictive mean probability (averaged
+    over ``z_samples`` latents) is on the chosen side of 0.5. ``samples``: each latent sample
+    predicts on its own and a target counts the fraction of samples that are right (the
+    paper's evaluation: the mean of the per-sample accuracies).
+    """
     import torch
 
-    correct, count = 0.0, 0
+    out: dict[int, list[float]] = {}
     with torch.no_grad():
         model.eval()
         for b in batches:
-            p = model.predict_proba(b, samples=z_samples)
-            w = b.score_t
-            correct += float((((p > 0.5).long() == b.choices_t) & w).sum())
-            count += int(w.sum())
-    return correct / max(count, 1), count
+            p = model.predict_samples(b, samples=z_samples)                      # (S, B, T)
+            if aggregation == "predictive":
+                p = p.mean(dim=0, keepdim=True)
+            hit = ((p > 0.5).long() == b.choices_t.unsqueeze(0)).float().mean(dim=0)  # (B, T)
+            w = b.score_t.float()
+            for u in b.users.unique().tolist():
+                sel = b.users == u
+                c = out.setdefault(int(u), [0.0, 0.0])
+                c[0] += float((hit[sel] * w[sel]).sum())
+                c[1] += float(w[sel].sum())
+    return out
+
+
+def accuracy(model, batches, z_samples: int = 16, aggregation: str = "predictive") -> tuple[float, int]:
+    """Micro-averaged accuracy over the scored targets (see :func:`correct_counts`)."""
+    counts = correct_counts(model, batches, z_samples, aggregation)
+    correct = sum(c for c, _ in counts.values())
+    n = sum(n for _, n in counts.values())
+    return correct / max(n, 1), int(n)
 
 
 def evaluate_model(model, data, contexts: Sequence[int], seeds: Iterable[int], conventions: Sequence[str],
-                   split: str = "test", z_samples: int = 16, num_targets: int = 20,
+                   split: str = "test", z_samples: int = 16, num_targets: int = 20, aggregation: str = "auto",
                    done=lambda key: False, on_result=None) -> list[dict[str, Any]]:
-    """One row per (convention, context size, seed): accuracy on the whole split."""
+    """One row per (convention, context size, seed): accuracy on the whole split, overall and
+    per user type (``by_type``)."""
     import torch
 
     from .data import eval_batches
 
     rows = []
+    types = data.user_types
     for conv in conventions:
+        agg = resolve_aggregation(aggregation, conv)
         for k in contexts:
             for seed in seeds:
-                key = f"{conv}|{k}|{seed}"
+                key = f"{conv}|{k}|{seed}|{agg}"
                 if done(key):
                     continue
                 torch.manual_seed(seed)
                 batches = eval_batches(data, split, k, conv, seed, num_targets=num_targets)
-                acc, n = accuracy(model, batches, z_samples)
-                row = {"convention": conv, "context": k, "seed": seed, "accuracy": acc, "n_scored": n}
+                counts = correct_counts(model, batches, z_samples, agg)
+                correct = sum(c for c, _ in counts.values())
+                n = sum(m for _, m in counts.values())
+                row = {"convention": conv, "context": k, "seed": seed, "aggregation": agg,
+                       "accuracy": correct / max(n, 1), "n_scored": int(n),
+                       "by_type": {types[u]: c / max(m, 1) for u, (c, m) in sorted(counts.items())}}
                 rows.append(row)
                 if on_result:
                     on_result(key, row)
@@ -77,6 +118,14 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[int, d
         out.setdefault(label, {}).setdefault(conv, {})[k] = {
             "mean": m, "se": se, "n_runs": len(per_run), "n_seeds": max(len(v) for v in per_run.values())}
     return out
+
+
+def summarise_by_type(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[int, dict[str, float]]]]:
+    """As :func:`summarise`, one entry per (label, user type) named ``"label: type"``
+    (rows without per-type accuracies are skipped)."""
+    expanded = [{**r, "label": f"{r['label']}: {t}", "accuracy": a}
+                for r in rows for t, a in (r.get("by_type") or {}).items()]
+    return summarise(expanded)
 
 
 def table_rows(summary, contexts: Sequence[int], conventions: Sequence[str], paper: bool) -> tuple[list[dict], list[str]]:

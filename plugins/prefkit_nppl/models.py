@@ -11,11 +11,14 @@ option a on every target pair: ``logits`` of shape ``(S, B, T)`` (S latent sampl
            [chosen; rejected], into a latent z: input layer (MLP or linear) ->
            8-head self-attention over the set -> sum -> MLP -> (mean, softplus scale)
            of a Gaussian, or z itself for the deterministic variant. An empty
-           context gives z = 0. The reward head sees [enc(x); z].
+           context is encoded like any other set (its pooled vector is 0, so
+           q(z | empty) is a learned distribution, as in the reference); models
+           with ``empty_context="zero"`` force z = 0 instead. The reward head sees [enc(x); z].
 
 Loss (:func:`task_loss`): NLL of the target choices averaged over latent samples
 + beta_KL * KL(q(z | context) || q(z | targets)), where q(z | targets) encodes the
-task's target pairs with their choices (tasks without context add no KL term).
+task's target pairs with their choices (tasks without context add the KL of q(z | empty)
+as the reference does; with ``empty_context="zero"`` they add none).
 """
 
 from __future__ import annotations
@@ -76,25 +79,31 @@ class Posterior:
 
     mean: torch.Tensor            # (B, L)
     scale: torch.Tensor | None    # (B, L)
-    empty: torch.Tensor           # (B,) bool: the set was empty (z = 0)
+    empty: torch.Tensor           # (B,) bool: the set was empty
+    zero_empty: bool = False      # empty sets give z = 0 exactly (and no KL)
 
     def sample(self, n: int, use_mean: bool = False) -> torch.Tensor:
-        """(n, B, L) latents; rows of empty sets are exactly zero."""
+        """(n, B, L) latents; rows of empty sets are exactly zero when ``zero_empty``."""
         if self.scale is None or use_mean:
             z = self.mean.unsqueeze(0).expand(n, -1, -1)
         else:
             eps = torch.randn(n, *self.mean.shape, device=self.mean.device, dtype=self.mean.dtype)
             z = self.mean.unsqueeze(0) + self.scale.unsqueeze(0) * eps
+        if not self.zero_empty:
+            return z
         return z * (~self.empty).view(1, -1, 1).to(z.dtype)
 
 
 def gaussian_kl(q: Posterior, p: Posterior) -> torch.Tensor:
-    """KL(q || p) per task, summed over latent dimensions; 0 where q's set is empty."""
+    """KL(q || p) per task, summed over latent dimensions; 0 where q's set is empty and
+    q forces empty sets to z = 0."""
     if q.scale is None or p.scale is None:
         return torch.zeros(q.mean.shape[0], device=q.mean.device)
     var_ratio = (q.scale / p.scale) ** 2
     t = ((q.mean - p.mean) / p.scale) ** 2
     kl = 0.5 * (var_ratio + t - 1 - torch.log(var_ratio)).sum(-1)
+    if not q.zero_empty:
+        return kl
     return kl * (~q.empty).to(kl.dtype)
 
 
@@ -123,7 +132,7 @@ class ContextEncoder(nn.Module):
             rejected = torch.where(pick_b, pairs[:, :, 0], pairs[:, :, 1])
             x = self.inp(torch.cat([chosen, rejected], dim=-1))            # (B, K, H)
             # an all-padding row would make attention NaN: let it attend to slot 0 (its
-            # output is masked away and its latent forced to zero anyway)
+            # output is masked away, so an empty set pools to 0 like the reference's empty sum)
             key_pad = ~mask
             key_pad = key_pad & ~(empty.unsqueeze(1) & (torch.arange(K, device=pairs.device) == 0).unsqueeze(0))
             y, _ = self.attn(x, x, x, key_padding_mask=key_pad, need_weights=False)
@@ -134,8 +143,16 @@ class ContextEncoder(nn.Module):
             scale = F.softplus(raw) + self.cfg.min_scale
         else:
             mean, scale = h, None
-        keep = (~empty).unsqueeze(1).to(mean.dtype)
-        return Posterior(mean * keep, None if scale is None else scale, empty)
+        if self.cfg.empty_context == "zero":
+            mean = mean * (~empty).unsqueeze(1).to(mean.dtype)
+        return Posterior(mean, scale, empty, zero_empty=self.cfg.empty_context == "zero")
+
+    def empty_latent(self, device=None) -> torch.Tensor:
+        """The latent (posterior mean) of an empty context, (L,)."""
+        d = self.cfg.input_dim
+        device = device if device is not None else next(self.parameters()).device
+        q = self(torch.zeros(1, 0, 2, d, device=device), torch.zeros(1, 0, dtype=torch.long, device=device))
+        return q.mean[0]
 
 
 class RewardModel(nn.Module):
@@ -183,11 +200,17 @@ class RewardModel(nn.Module):
         return logits, q_c
 
     @torch.no_grad()
-    def predict_proba(self, batch: TaskBatch, samples: int = 16) -> torch.Tensor:
-        """P(b preferred) per target, (B, T): the posterior predictive (averaged over samples)."""
+    def predict_samples(self, batch: TaskBatch, samples: int = 16) -> torch.Tensor:
+        """P(b preferred) per latent sample and target, (S, B, T) (S = 1 without a sampled latent
+        or with ``samples <= 0``, which uses the posterior mean)."""
         use_mean = samples <= 0 or not (self.conditional and self.cfg.sample_latents)
         logits, _ = self(batch, samples=1 if use_mean else samples, use_mean=use_mean)
-        return torch.sigmoid(logits).mean(dim=0)
+        return torch.sigmoid(logits)
+
+    @torch.no_grad()
+    def predict_proba(self, batch: TaskBatch, samples: int = 16) -> torch.Tensor:
+        """P(b preferred) per target, (B, T): the posterior predictive (averaged over samples)."""
+        return self.predict_samples(batch, samples).mean(dim=0)
 
     @torch.no_grad()
     def reward(self, options: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
@@ -195,7 +218,7 @@ class RewardModel(nn.Module):
         h = self.encoder(options).unsqueeze(0)                              # (1, N, H)
         if self.conditional:
             if z is None:
-                z = torch.zeros(self.cfg.latent_dim, device=options.device)
+                z = self.context_encoder.empty_latent(options.device)
             return self.head(h, z.view(1, 1, -1))[0, 0, :, 0]
         return self.head(h)[0, :, 0]
 

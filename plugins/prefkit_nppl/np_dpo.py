@@ -116,9 +116,9 @@ class NPPolicy(nn.Module):
         self.encoder.load_state_dict({k[8:]: v for k, v in state.items() if k.startswith("encoder.")})
 
 
-def encoder_config(input_dim: int, latent_dim: int) -> ModelConfig:
+def encoder_config(input_dim: int, latent_dim: int, empty_context: str = "learned") -> ModelConfig:
     return ModelConfig(kind="nppl", input_dim=input_dim, hidden_dim=latent_dim, latent_dim=latent_dim,
-                       context_input="linear", sample_latents=False)
+                       context_input="linear", sample_latents=False, empty_context=empty_context)
 
 
 def _lora(opts_or_cfg: dict[str, Any]):
@@ -152,7 +152,9 @@ def build_policy(cfg: dict[str, Any], device) -> tuple[Any, NPPolicy]:
     for p in base.parameters():
         p.requires_grad_(False)
     lm = get_peft_model(base, _lora(cfg))
-    enc = ContextEncoder(encoder_config(int(cfg["input_dim"]), int(cfg["latent_dim"])))
+    # policies saved before the learned empty context have no such field: they used z = 0
+    enc = ContextEncoder(encoder_config(int(cfg["input_dim"]), int(cfg["latent_dim"]),
+                                        cfg.get("empty_context", "zero")))
     policy = NPPolicy(lm, enc, int(cfg["latent_dim"])).to(device)
     return tok, policy
 
@@ -174,20 +176,45 @@ def load_policy(run_dir: str | Path, device) -> tuple[Any, NPPolicy, dict[str, A
 
 # ---------------------------------------------------------------------- tokens and log-probs
 def prompt_text(tok, prompt: str) -> str:
-    if getattr(tok, "chat_template", None):
-        return tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
-    return f"{prompt.strip()}\n\n"
+    """The generation prompt: the chat template, or BOS + "prompt\n\n" without one."""
+    from .text import chat_text
+
+    return chat_text(tok, prompt)
+
+
+def fit_prompt(tok, prompt: str, budget: int) -> list[int]:
+    """The prompt's tokens with its chat template intact, at most ``budget`` of them when the
+    template allows: the prompt's *content* is cut from the left (its end, next to the
+    response, is kept) and the template re-applied, so the header and the assistant turn's
+    opening are never cut."""
+    ids = tok(prompt_text(tok, prompt), add_special_tokens=False)["input_ids"]
+    if len(ids) <= budget:
+        return ids
+    content = tok(prompt, add_special_tokens=False)["input_ids"]
+    keep = max(0, budget - (len(ids) - len(content)))
+    for _ in range(6):  # decoding and re-tokenising can shift a few tokens: shrink until it fits
+        text = tok.decode(content[len(content) - keep:], skip_special_tokens=True) if keep > 0 else ""
+        ids = tok(prompt_text(tok, text), add_special_tokens=False)["input_ids"]
+        if len(ids) <= budget or keep == 0:
+            return ids
+        keep = max(0, keep - (len(ids) - budget))
+    return ids
 
 
 def encode_pairs(tok, prompts: Sequence[str], responses: Sequence[str], max_length: int):
-    """Right-padded ids, attention mask and a mask of the response tokens."""
+    """Right-padded ids, attention mask and a mask of the response tokens.
+
+    Over ``max_length``: the response keeps at least half of the budget (cut at its end), the
+    prompt the rest through :func:`fit_prompt` (template intact)."""
     eos = tok.eos_token or ""
     seqs, masks = [], []
     for p, r in zip(prompts, responses):
         pi = tok(prompt_text(tok, p), add_special_tokens=False)["input_ids"]
         ri = tok(r + eos, add_special_tokens=False)["input_ids"]
-        pi = pi[-(max_length // 2):] if len(pi) + len(ri) > max_length else pi
-        ri = ri[: max(1, max_length - len(pi))]
+        if len(pi) + len(ri) > max_length:
+            ri = ri[: max(max_length - len(pi), min(len(ri), max_length // 2))]
+            pi = fit_prompt(tok, p, max_length - len(ri))
+            ri = ri[: max(1, max_length - len(pi))]
         seqs.append(pi + ri)
         masks.append([0] * len(pi) + [1] * len(ri))
     n = max(len(s) for s in seqs)
@@ -202,11 +229,22 @@ def encode_pairs(tok, prompts: Sequence[str], responses: Sequence[str], max_leng
     return ids, att, resp
 
 
-def sequence_logps(lm, ids, att, resp) -> torch.Tensor:
+def token_logps(logits: torch.Tensor, targets: torch.Tensor, chunk: int = 64) -> torch.Tensor:
+    """log p(target) per position, (B, L), as the target's logit minus the log-sum-exp over the
+    vocabulary, ``chunk`` positions at a time: the full-vocabulary log-softmax (and a float32
+    copy of all logits) is never materialised."""
+    out = []
+    for s in range(0, logits.shape[1], chunk):
+        part = logits[:, s:s + chunk].float()
+        picked = torch.gather(part, 2, targets[:, s:s + chunk].unsqueeze(-1)).squeeze(-1)
+        out.append(picked - torch.logsumexp(part, dim=-1))
+    return torch.cat(out, dim=1) if out else logits.new_zeros(logits.shape[:2], dtype=torch.float32)
+
+
+def sequence_logps(lm, ids, att, resp, chunk: int = 64) -> torch.Tensor:
     """Sum of log-probabilities of the response tokens, per sequence."""
-    logits = lm(input_ids=ids, attention_mask=att).logits[:, :-1].float()
-    tgt = ids[:, 1:]
-    lp = torch.gather(F.log_softmax(logits, dim=-1), 2, tgt.unsqueeze(-1)).squeeze(-1)
+    logits = lm(input_ids=ids, attention_mask=att).logits[:, :-1]
+    lp = token_logps(logits, ids[:, 1:], chunk)
     return (lp * resp[:, 1:].to(lp.dtype)).sum(-1)
 
 
@@ -284,15 +322,72 @@ def _device(opts_device: str):
 
 
 # ---------------------------------------------------------------------- train
-def train_np_dpo(opts: DPOOptions, run, data: PairData, rows: list[dict[str, Any]], device) -> dict[str, Any]:
-    from safetensors.torch import save_file
+RESUME_FILE = "resume.safetensors"
 
+
+def dpo_batch(scorer: "Scorer", policy: NPPolicy, rows, batch: TaskBatch, beta: float) -> dict[str, torch.Tensor]:
+    """DPO loss of a batch of tasks: each task's latent from its context, its target pairs scored."""
+    T = batch.pairs_t.shape[1]
+    z = policy.latent(batch)                                          # (B, L)
+    zt = z.repeat_interleave(T, dim=0)                                # one per target pair
+    prompts, chosen, rejected = _texts(rows, batch)
+    pc = scorer.policy_logps(prompts, chosen, zt)
+    pr = scorer.policy_logps(prompts, rejected, zt)
+    rc = scorer.ref_logps(prompts, chosen)
+    rr = scorer.ref_logps(prompts, rejected)
+    logits = (pc - pr) - (rc - rr)
+    return {"loss": -F.logsigmoid(beta * logits).mean(), "correct": ((pc - rc) > (pr - rr)).float(),
+            "margin": beta * logits.detach()}
+
+
+@torch.no_grad()
+def validate(scorer, policy: NPPolicy, rows, batches: list[TaskBatch], beta: float, chunk: int = 2) -> dict[str, float]:
+    policy.eval()
+    losses, correct, n = 0.0, 0.0, 0
+    for b in batches:
+        for s in range(0, b.pairs_t.shape[0], chunk):
+            part = TaskBatch(*(getattr(b, f)[s:s + chunk] if getattr(b, f) is not None else None
+                               for f in _BATCH_FIELDS))
+            out = dpo_batch(scorer, policy, rows, part, beta)
+            k = int(out["correct"].numel())
+            losses += float(out["loss"]) * k
+            correct += float(out["correct"].sum())
+            n += k
+    return {"val_loss": losses / max(n, 1), "val_accuracy": correct / max(n, 1), "val_pairs": n}
+
+
+_BATCH_FIELDS = ("pairs_t", "choices_t", "pairs_c", "choices_c", "mask_c", "score_t", "users", "index_t", "index_c")
+
+
+def dpo_val_batches(data: PairData, num_targets: int, max_context: int, val_pairs: int, seed: int):
+    """Fixed validation tasks (context among the targets, 0..max_context pairs, as in training),
+    at most ``val_pairs`` pairs per user type; the split used ("train" when val is too small)."""
+    from .data import val_batches, validation_split
+
+    split = validation_split(data, num_targets)
+    keep = max(1, val_pairs // num_targets)
+    out = []
+    for b in val_batches(data, num_targets, max_context, seed=seed, split=split):
+        out.append(TaskBatch(*(getattr(b, f)[:keep] if getattr(b, f) is not None else None for f in _BATCH_FIELDS)))
+    return out, split
+
+
+def train_np_dpo(opts: DPOOptions, run, data: PairData, rows: list[dict[str, Any]], device) -> dict[str, Any]:
+    from safetensors.torch import load_file, save_file
+
+    from prefkit import info, warn
     from prefkit import progress as progress_bar
+
+    from .training import load_checkpoint, save_checkpoint, step_generator
 
     cfg = {"model": opts.model, "lora_r": opts.lora_r, "lora_alpha": opts.lora_alpha, "lora_dropout": opts.lora_dropout,
            "lora_targets": None, "latent_dim": opts.latent_dim, "input_dim": data.input_dim, "beta": opts.beta,
            "max_length": opts.max_length, "user_types": data.user_types, "data": opts.data,
-           "embedder": data.meta.get("embedder")}
+           "embedder": data.meta.get("embedder"), "empty_context": "learned"}
+    if opts.select not in ("best", "last"):
+        raise UsageError("--select must be best or last")
+    if opts.eval_every < 1:
+        raise UsageError("--eval-every must be at least 1")
     torch.manual_seed(opts.seed)
     tok, policy = build_policy(cfg, device)
     params = [p for p in policy.parameters() if p.requires_grad]
@@ -300,33 +395,54 @@ def train_np_dpo(opts: DPOOptions, run, data: PairData, rows: list[dict[str, Any
     scorer = Scorer(tok, policy, policy.lm, opts.max_length, device, chunk=max(2, 2 * opts.num_targets))
     pool = data.indices("train").to(device)
     data_d = data.to(device)
-    gen = torch.Generator(device="cpu").manual_seed(opts.seed)
+    vbatches, vsplit = dpo_val_batches(data_d, opts.num_targets, opts.max_context, opts.val_pairs, opts.seed)
+    if vsplit != "val":
+        warn(f"the validation split has {len(data.indices('val'))} pairs, fewer than two tasks of --num-targets "
+             f"{opts.num_targets}: validation (and --select best) uses the TRAINING split")
+    out_dir = Path(run.path)
+    policy_path, resume_path = out_dir / POLICY_FILE, out_dir / RESUME_FILE
+    meta = {"policy_config": json.dumps(cfg)}
+    start, best = 0, {"val_loss": float("inf"), "step": None}
+    if not getattr(run, "resumed", True):     # a new or --fresh run: no stale resume point
+        resume_path.unlink(missing_ok=True)
+    if resume_path.exists():
+        tensors, m = load_checkpoint(resume_path, opt, device)
+        policy.load_trainable_state(tensors)
+        start, best = int(m["step"]), m.get("best") or best
+        info(f"resuming {out_dir} at step {start}")
     t0 = time.perf_counter()
     last = {}
     with progress_bar(opts.steps, "NP-DPO", fields=("loss",)) as (bar, task):
-        for step in range(1, opts.steps + 1):
+        bar.update(task, completed=start)
+        for step in range(start + 1, opts.steps + 1):
             policy.train()
-            batch = sample_train_batch(data_d, pool, opts.batch_size, opts.num_targets, 0, opts.max_context, gen)
-            z = policy.latent(batch)                                       # (B, L)
-            zt = z.repeat_interleave(opts.num_targets, dim=0)              # one per target pair
-            prompts, chosen, rejected = _texts(rows, batch)
-            pc = scorer.policy_logps(prompts, chosen, zt)
-            pr = scorer.policy_logps(prompts, rejected, zt)
-            rc = scorer.ref_logps(prompts, chosen)
-            rr = scorer.ref_logps(prompts, rejected)
-            logits = (pc - pr) - (rc - rr)
-            loss = -F.logsigmoid(opts.beta * logits).mean()
+            batch = sample_train_batch(data_d, pool, opts.batch_size, opts.num_targets, 0, opts.max_context,
+                                       step_generator(opts.seed, step))
+            out = dpo_batch(scorer, policy, rows, batch, opts.beta)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            out["loss"].backward()
             opt.step()
-            acc = float(((pc - rc) > (pr - rr)).float().mean())
-            last = {"step": step, "loss": float(loss.detach()), "implicit_accuracy": acc,
-                    "margin": float(opts.beta * logits.detach().mean())}
+            last = {"step": step, "loss": float(out["loss"].detach()), "implicit_accuracy": float(out["correct"].mean()),
+                    "margin": float(out["margin"].mean())}
+            if step % opts.eval_every == 0 or step == opts.steps:
+                last.update(validate(scorer, policy, rows, vbatches, opts.beta))
+                if last["val_loss"] < best["val_loss"]:
+                    best = {"val_loss": last["val_loss"], "val_accuracy": last["val_accuracy"], "step": step}
+                    if opts.select == "best":
+                        save_file(policy.trainable_state(), str(policy_path), metadata={**meta, "step": str(step)})
+                if opts.select == "last" and step == opts.steps:
+                    save_file(policy.trainable_state(), str(policy_path), metadata={**meta, "step": str(step)})
+                save_checkpoint(resume_path, policy.trainable_state(), opt, {"step": step, "best": best})
             run.append(last, key=f"step-{step:06d}")
             bar.update(task, advance=1, loss=f"loss {last['loss']:.3f}")
-    meta = {"policy_config": json.dumps(cfg)}
-    save_file(policy.trainable_state(), str(Path(run.path) / POLICY_FILE), metadata=meta)
+    resume_path.unlink(missing_ok=True)
+    kept = best["step"] if opts.select == "best" else opts.steps
+    if opts.select == "best" and kept is not None and kept != opts.steps:
+        policy.load_trainable_state(load_file(str(policy_path)))     # evaluate what was kept
+    policy.eval()
     return {"kind": "np-dpo", "train_time_s": round(time.perf_counter() - t0, 2), "final": last,
+            "kept_step": kept, "best_val_loss": best["val_loss"], "best_val_accuracy": best.get("val_accuracy"),
+            "selection_split": vsplit, "resumed_at_step": start,
             "policy_file": POLICY_FILE, "trainable_parameters": sum(p.numel() for p in params)}, (tok, policy, scorer)
 
 
@@ -377,8 +493,7 @@ def implicit_accuracy(scorer: Scorer, policy: NPPolicy | None, data: PairData, r
                 if limit is not None:
                     keep = max(1, limit // num_targets)
                     b = TaskBatch(*(getattr(b, f)[:keep] if getattr(b, f) is not None else None
-                                    for f in ("pairs_t", "choices_t", "pairs_c", "choices_c", "mask_c", "score_t",
-                                              "users", "index_t", "index_c")))
+                                    for f in _BATCH_FIELDS))
                 z = policy.latent(b).repeat_interleave(num_targets, dim=0) if policy is not None else None
                 prompts, chosen, rejected = _texts(rows, b)
                 pc = scorer.policy_logps(prompts, chosen, z)
@@ -447,7 +562,8 @@ def evaluate_dpo_runs(runs: list[str], labels: str | None, opts, run_opts) -> di
     contexts = parse_int_list(opts.contexts)
     device = _device(opts.device)
     label_list = split_csv(labels) if labels else []
-    results = []
+    results: list[dict[str, Any]] = []
+    current: set[tuple[str, str]] = set()
     ev = _open("nppl eval", run_opts, config=opts, identity={"runs": [str(Path(r).resolve()) for r in runs],
                "split": opts.split, "kind": "dpo"}, name_hint="dpo-" + "+".join(Path(r).name for r in runs)[:60])
     with ev:
@@ -467,14 +583,26 @@ def evaluate_dpo_runs(runs: list[str], labels: str | None, opts, run_opts) -> di
                 tok, policy, pcfg = load_policy(r, device)
                 scorer = Scorer(tok, policy, policy.lm, int(pcfg["max_length"]), device)
             T = int(cfg.get("num_targets", 10))
-            for row in implicit_accuracy(scorer, policy, data.to(device), rows, contexts, list(range(opts.seeds)), T,
-                                         cfg.get("eval_limit"), split=opts.split):
-                key = f"{Path(r).name}|{row['seed']}|{row['context']}|{row['user_type']}"
-                rec = {**row, "run": str(Path(r).resolve()), "label": f"{label}: {row['user_type']}",
-                       "convention": "unseen"}
-                ev.append(rec, key=key)
-                results.append(rec)
-        summary = summarise(results)
+            digest = checkpoint_digest(r, src)
+            data_d = data.to(device)
+            for seed in range(opts.seeds):
+                for k in contexts:
+                    # cells are keyed by the checkpoint's hash: a retrained run is evaluated afresh
+                    cell = f"{digest}|{seed}|{k}"
+                    if ev.is_done(f"{cell}|done"):
+                        continue
+                    for i, row in enumerate(implicit_accuracy(scorer, policy, data_d, rows, [k], [seed], T,
+                                                              cfg.get("eval_limit"), split=opts.split)):
+                        ev.append({**row, "run": str(Path(r).resolve()), "checkpoint": digest,
+                                   "label": f"{label}: {row['user_type']}", "convention": "unseen"},
+                                  key=f"{cell}|{row['user_type']}|{i}")
+                        results.append(row)
+                    ev.append({"cell": cell, "checkpoint": digest}, key=f"{cell}|done")
+            current.add((str(Path(r).resolve()), digest))
+        wanted = {(s_, k_) for s_ in range(opts.seeds) for k_ in contexts}
+        rows_now = [x for x in ev.results() if "label" in x and (x.get("run"), x.get("checkpoint")) in current
+                    and (int(x["seed"]), int(x["context"])) in wanted]
+        summary = summarise(rows_now)
         plot = plot_accuracy(summary, contexts, ["unseen"], Path(ev.path) / "implicit_accuracy_vs_context",
                              title="implicit-reward accuracy vs context size")
         out = {"path": str(ev.path), "summary": summary, "plot": [str(p) for p in plot], "contexts": contexts}
@@ -489,16 +617,31 @@ def evaluate_dpo_runs(runs: list[str], labels: str | None, opts, run_opts) -> di
     return out
 
 
+def checkpoint_digest(run_dir: str | Path, src=None) -> str:
+    """Hash of what a dpo run's evaluation depends on: its policy file (NP-DPO) or its LoRA adapter."""
+    from prefkit import Run
+
+    from .training import file_digest
+
+    path = Path(run_dir) / POLICY_FILE
+    if path.exists():
+        return file_digest(path)
+    adapter = (src or Run.load(run_dir)).metrics().get("adapter_dir")
+    files = sorted(Path(adapter).glob("*.safetensors")) if adapter else []
+    if not files:
+        raise UsageError(f"{run_dir} has neither {POLICY_FILE} nor a LoRA adapter (did training finish?)")
+    return "+".join(file_digest(f, 8) for f in files)
+
+
 # ---------------------------------------------------------------------- generate
 def _context_latent(policy: NPPolicy, cfg: dict[str, Any], context: str | None, device) -> torch.Tensor:
-    L = int(cfg["latent_dim"])
     if not context:
-        return torch.zeros(1, L, device=device)
+        return policy.encoder.empty_latent(device).unsqueeze(0)
     from prefkit import read_table
 
     items = read_table(context)
     if not items:
-        return torch.zeros(1, L, device=device)
+        return policy.encoder.empty_latent(device).unsqueeze(0)
     if all("chosen_embedding" in it and "rejected_embedding" in it for it in items):
         ch = torch.tensor([it["chosen_embedding"] for it in items], dtype=torch.float32)
         rj = torch.tensor([it["rejected_embedding"] for it in items], dtype=torch.float32)

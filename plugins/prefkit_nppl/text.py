@@ -85,36 +85,75 @@ def label_rows(records: Iterable[Any], seed: int = 0) -> list[dict[str, Any]]:
     return out
 
 
-def _rating(completion: dict, attribute: str) -> float | None:
+#: every attribute UltraFeedback rates: the reference drops a completion whose rating on any of
+#: them is not an integer (``"N/A"``), whatever attributes the task uses
+UF_ATTRIBUTES = ("helpfulness", "honesty", "truthfulness", "instruction_following")
+
+
+def _rating(completion: dict, attribute: str) -> int | None:
+    """The integer rating of ``attribute`` (``None`` when missing or not an integer, e.g. ``"N/A"``)."""
     ann = (completion.get("annotations") or {}).get(attribute)
     if isinstance(ann, list):  # some dumps keep one annotation per rater
         ann = ann[0] if ann else None
     value = ann.get("Rating") if isinstance(ann, dict) else ann
-    try:
-        return float(value)
-    except (TypeError, ValueError):
+    if isinstance(value, bool) or value is None:
         return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    text = str(value).strip()
+    if text.lstrip("+-").isdigit():
+        return int(text)
+    return None
+
+
+def _usable_ratings(completion: dict, attributes: Sequence[str]) -> list[int] | None:
+    """The ratings of ``attributes``, or ``None`` when the completion must be dropped: a used
+    attribute without an integer rating, or any other UltraFeedback attribute it has that is
+    not an integer (as the reference, which keeps only completions rated on all four)."""
+    ratings = [_rating(completion, a) for a in attributes]
+    if any(r is None for r in ratings):
+        return None
+    annotations = completion.get("annotations") or {}
+    if any(a in annotations and _rating(completion, a) is None for a in UF_ATTRIBUTES):
+        return None
+    return ratings
 
 
 def ultrafeedback_rows(rows: Iterable[dict[str, Any]], attributes: Sequence[str], seed: int = 0,
-                       conflicting_only: bool = True) -> list[dict[str, Any]]:
-    """Pairs of completions whose per-attribute preferences conflict; one user type per attribute."""
+                       conflicting_only: bool = True, stats: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """Pairs of completions whose per-attribute preferences conflict; one user type per attribute.
+
+    As the reference: completions without an integer rating on every attribute are dropped, and
+    completions are grouped by prompt text (rows repeating a prompt pool their completions)
+    before every pair of a group is formed. ``stats`` (if given) receives the counts.
+    """
     rng = random.Random(seed)
-    out = []
+    groups: dict[str, list[tuple[str, list[int], str]]] = {}
+    sources: dict[str, Any] = {}
+    dropped = 0
     for pi, row in enumerate(rows):
         prompt = row.get("instruction") or row.get("prompt")
         comps = row.get("completions") or []
         if not prompt or not isinstance(comps, list):
             continue
-        usable = []
-        for c in comps:
+        prompt = str(prompt)
+        rid = row.get("row_id", row.get("id", pi))
+        sources.setdefault(prompt, row.get("source", "ultrafeedback"))
+        group = groups.setdefault(prompt, [])
+        for ci, c in enumerate(comps):
             if not isinstance(c, dict) or not str(c.get("response") or "").strip():
+                dropped += 1
                 continue
-            ratings = [_rating(c, a) for a in attributes]
-            if any(r is None for r in ratings):
+            ratings = _usable_ratings(c, attributes)
+            if ratings is None:
+                dropped += 1
                 continue
-            usable.append((str(c["response"]), ratings))
-        for (i, (ra, sa)), (j, (rb, sb)) in itertools.combinations(enumerate(usable), 2):
+            group.append((str(c["response"]), ratings, f"{rid}.{ci}"))
+    out = []
+    for prompt, usable in groups.items():
+        for (ra, sa, ida), (rb, sb, idb) in itertools.combinations(usable, 2):
             if ra == rb or any(x == y for x, y in zip(sa, sb)):
                 continue  # a tie on an attribute: that user type has no preference
             choices = [int(y > x) for x, y in zip(sa, sb)]
@@ -124,9 +163,11 @@ def ultrafeedback_rows(rows: Iterable[dict[str, Any]], attributes: Sequence[str]
                 ra_, rb_, choices = rb, ra, [1 - c for c in choices]
             else:
                 ra_, rb_ = ra, rb
-            rid = row.get("row_id", row.get("id", pi))
-            out.append({"row_id": f"uf:{rid}:{i}-{j}", "prompt": str(prompt), "response_a": ra_,
-                        "response_b": rb_, "choices": choices, "source": row.get("source", "ultrafeedback")})
+            out.append({"row_id": f"uf:{ida}-{idb}", "prompt": prompt, "response_a": ra_,
+                        "response_b": rb_, "choices": choices, "source": sources[prompt]})
+    if stats is not None:
+        stats["completions_dropped"] = stats.get("completions_dropped", 0) + dropped
+        stats["prompts"] = stats.get("prompts", 0) + len(groups)
     return out
 
 
@@ -171,25 +212,27 @@ def _splits_of(spec: str, split: str | None) -> list[str | None]:
         return [None]
 
 
-def build_rows(opts) -> list[dict[str, Any]]:
-    """The pair rows of ``opts.task`` over ``opts.dataset`` (deterministic)."""
+def build_rows(opts, stats: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The pair rows of ``opts.task`` over ``opts.dataset`` (deterministic); ``stats`` receives
+    what the builder dropped."""
     import prefkit
 
     if opts.task not in TASKS:
         raise UsageError(f"unknown --task {opts.task!r} (choose from {', '.join(TASKS)})")
     rows: list[dict[str, Any]] = []
+    uf_raw: list[dict[str, Any]] = []
     for spec in opts.dataset:
         for split in _splits_of(spec, opts.split):
             if opts.task in ("uf-hh", "uf-hht"):
-                raw = prefkit.load_rows(spec, split=split, data_dir=opts.data_dir)
-                attrs = TASK_TYPES[opts.task]
-                rows += ultrafeedback_rows(raw, attrs, seed=opts.seed)
+                uf_raw += list(prefkit.load_rows(spec, split=split, data_dir=opts.data_dir))
             else:
                 recs = prefkit.load_records(spec, split=split, data_dir=opts.data_dir, skip_invalid=True)
                 if opts.task == "length":
                     rows += length_rows(recs, opts.min_length_ratio, seed=opts.seed)
                 else:
                     rows += label_rows(recs, seed=opts.seed)
+    if uf_raw:  # pooled over every source first: pairs are formed per prompt text
+        rows += ultrafeedback_rows(uf_raw, TASK_TYPES[opts.task], seed=opts.seed, stats=stats)
     seen, unique = set(), []
     for r in rows:  # the same pair in two splits of a source counts once
         key = (r["prompt"], r["response_a"], r["response_b"])
@@ -227,15 +270,35 @@ def quiet_transformers() -> None:
 
 
 class Embedder:
+    """Turns (prompt, response) options into vectors.
+
+    :meth:`encode` returns ``(vectors, kept, truncated)``: ``kept[i]`` is False for a text the
+    embedder refuses (too long for a causal LM: its row of ``vectors`` is zero) and
+    ``truncated[i]`` is True for a text the model only saw the start of (sentence-transformers
+    cut at their ``max_seq_length``). :meth:`embed` returns the vectors and refuses dropped texts.
+    """
+
     name: str = ""
     dim: int = 0
+    limit: int = 0
+
+    def encode(self, prompts: Sequence[str], responses: Sequence[str], batch_size: int = 32):
+        raise NotImplementedError
 
     def embed(self, prompts: Sequence[str], responses: Sequence[str], batch_size: int = 32):
-        raise NotImplementedError
+        vectors, kept, _ = self.encode(prompts, responses, batch_size)
+        if not bool(kept.all()):
+            raise UsageError(f"{int((~kept).sum())} of {len(kept)} texts are longer than the embedder's limit of "
+                             f"{self.limit} tokens (raise --max-length or shorten them)")
+        return vectors
 
 
 class SentenceTransformerEmbedder(Embedder):
-    """A sentence-transformer over "prompt\\n\\nresponse" (all-MiniLM-L6-v2 is bundled offline)."""
+    """A sentence-transformer over "prompt\n\nresponse" (all-MiniLM-L6-v2 is bundled offline).
+
+    Sentence-transformers cut every text at their ``max_seq_length`` (256 word pieces for
+    all-MiniLM-L6-v2): the texts that were cut are counted and reported, not hidden.
+    """
 
     def __init__(self, name: str, device: str = "cpu"):
         from prefkit import embedding_dimension, load_sentence_transformer
@@ -244,18 +307,30 @@ class SentenceTransformerEmbedder(Embedder):
         self.model = load_sentence_transformer(name, device=device)
         self.name = name
         self.dim = embedding_dimension(self.model)
+        self.limit = int(getattr(self.model, "max_seq_length", 0) or 0)
 
-    def embed(self, prompts, responses, batch_size: int = 32):
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        tok = getattr(self.model, "tokenizer", None)
+        if tok is None:
+            return [0] * len(texts)
+        return [len(ids) for ids in tok(list(texts), add_special_tokens=True, truncation=False)["input_ids"]]
+
+    def encode(self, prompts, responses, batch_size: int = 32):
         import torch
 
         texts = [option_text(p, r) for p, r in zip(prompts, responses)]
         with torch.no_grad():
             e = self.model.encode(texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
-        return e.float().cpu()
+        cut = [n > self.limit for n in self.token_counts(texts)] if self.limit else [False] * len(texts)
+        return (e.float().cpu(), torch.ones(len(texts), dtype=torch.bool), torch.tensor(cut, dtype=torch.bool))
 
 
 class CausalLMEmbedder(Embedder):
-    """A causal LM's final hidden state at the last token of prompt + response (the paper's choice)."""
+    """A causal LM's final hidden state at an end-of-sequence token appended to prompt + response
+    (the reference's embedding). The text is the model's chat template (which carries its own
+    BOS) or, without one, BOS + "prompt\n\nresponse"; texts longer than ``max_length`` tokens
+    are not truncated (that would cut the chat header or the response): they are refused
+    (``kept`` False) and the pair is dropped and counted by ``prefkit nppl embed``."""
 
     def __init__(self, name: str, device: str = "cpu", max_length: int = 512):
         import torch
@@ -272,35 +347,54 @@ class CausalLMEmbedder(Embedder):
         self.model.to(device).eval()
         self.device = device
         self.name = name
-        self.max_length = max_length
-        self.tok.truncation_side = "left"  # keep the end of the response: its last token is the embedding
-        if self.tok.pad_token is None:
-            self.tok.pad_token = self.tok.eos_token
+        self.max_length = self.limit = max_length
+        self.pad_id = self.tok.pad_token_id if self.tok.pad_token_id is not None else (self.tok.eos_token_id or 0)
         self.dim = int(self.model.config.hidden_size)
 
     def text(self, prompt: str, response: str) -> str:
-        if getattr(self.tok, "chat_template", None):
-            return self.tok.apply_chat_template([{"role": "user", "content": prompt},
-                                                 {"role": "assistant", "content": response}], tokenize=False)
-        return option_text(prompt, response)
+        return chat_text(self.tok, prompt, response)
 
-    def embed(self, prompts, responses, batch_size: int = 8):
+    def token_ids(self, prompt: str, response: str) -> list[int]:
+        """The tokens of one option: template (or BOS + text), then EOS (whose state is the embedding)."""
+        ids = list(self.tok(self.text(prompt, response), add_special_tokens=False)["input_ids"])
+        if self.tok.eos_token_id is not None:
+            ids.append(int(self.tok.eos_token_id))
+        return ids
+
+    def encode(self, prompts, responses, batch_size: int = 8):
         import torch
 
-        out = []
-        texts = [self.text(p, r) for p, r in zip(prompts, responses)]
-        for s in range(0, len(texts), batch_size):
-            enc = self.tok(texts[s:s + batch_size], return_tensors="pt", padding=True, truncation=True,
-                           max_length=self.max_length, add_special_tokens=False).to(self.device)
+        seqs = [self.token_ids(p, r) for p, r in zip(prompts, responses)]
+        kept = torch.tensor([len(s) <= self.max_length for s in seqs], dtype=torch.bool)
+        out = torch.zeros(len(seqs), self.dim)
+        todo = [i for i in range(len(seqs)) if kept[i]]
+        for s in range(0, len(todo), batch_size):
+            part = todo[s:s + batch_size]
+            n = max(len(seqs[i]) for i in part)
+            ids = torch.full((len(part), n), self.pad_id, dtype=torch.long)
+            att = torch.zeros(len(part), n, dtype=torch.long)
+            for row, i in enumerate(part):
+                ids[row, : len(seqs[i])] = torch.tensor(seqs[i])
+                att[row, : len(seqs[i])] = 1
             with torch.no_grad():
-                h = self.model(**enc).last_hidden_state
-            mask = enc["attention_mask"]
-            if self.tok.padding_side == "left":
-                last = torch.full((h.shape[0],), h.shape[1] - 1, device=h.device)
-            else:
-                last = mask.sum(dim=1) - 1
-            out.append(h[torch.arange(h.shape[0], device=h.device), last].float().cpu())
-        return torch.cat(out, dim=0)
+                h = self.model(input_ids=ids.to(self.device), attention_mask=att.to(self.device)).last_hidden_state
+            last = att.sum(dim=1) - 1                         # the appended EOS (right padding)
+            out[part] = h[torch.arange(len(part), device=h.device), last.to(h.device)].float().cpu()
+        return out, kept, torch.zeros(len(seqs), dtype=torch.bool)
+
+
+def chat_text(tok, prompt: str, response: str | None = None) -> str:
+    """The model's text for a user prompt (and the assistant's response): its chat template, or
+    without one BOS + "prompt\n\n" (+ response). ``response=None``: the generation prompt."""
+    if getattr(tok, "chat_template", None):
+        msgs = [{"role": "user", "content": prompt}]
+        if response is None:
+            return tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        return tok.apply_chat_template(msgs + [{"role": "assistant", "content": response}], tokenize=False)
+    bos = tok.bos_token or ""
+    if response is None:
+        return f"{bos}{prompt.strip()}\n\n"
+    return bos + option_text(prompt, response)
 
 
 def get_embedder(name: str, device: str = "cpu", max_length: int = 512) -> Embedder:
@@ -330,7 +424,7 @@ def build_and_embed(opts, run) -> dict[str, Any]:
     import torch
     from safetensors.torch import load_file, save_file
 
-    from prefkit import info
+    from prefkit import info, warn
     from prefkit import progress as progress_bar
 
     from .data import PairData, random_split
@@ -339,7 +433,8 @@ def build_and_embed(opts, run) -> dict[str, Any]:
     if (Path(run.path) / "pairs.safetensors").exists() and not (Path(run.path) / SHARDS).exists():
         info(f"{run.path}: already embedded; use --fresh to embed again")
         return PairData.load(run.path).stats()
-    rows = build_rows(opts)
+    build_stats: dict[str, Any] = {}
+    rows = build_rows(opts, stats=build_stats)
     types = TASK_TYPES[opts.task]
     split = random_split(len(rows), opts.seed)
     shard_dir = Path(run.path) / SHARDS
@@ -363,27 +458,53 @@ def build_and_embed(opts, run) -> dict[str, Any]:
                 for side in ("response_a", "response_b"):
                     texts.setdefault((rows[j]["prompt"], rows[j][side]), len(texts))
             keys = list(texts)
-            emb = embedder.embed([k[0] for k in keys], [k[1] for k in keys], batch_size=opts.batch_size)
-            a = torch.stack([emb[texts[(rows[j]["prompt"], rows[j]["response_a"])]] for j in idx])
-            b = torch.stack([emb[texts[(rows[j]["prompt"], rows[j]["response_b"])]] for j in idx])
+            emb, kept, cut = embedder.encode([k[0] for k in keys], [k[1] for k in keys], batch_size=opts.batch_size)
+            ta = [texts[(rows[j]["prompt"], rows[j]["response_a"])] for j in idx]
+            tb = [texts[(rows[j]["prompt"], rows[j]["response_b"])] for j in idx]
+            ok = [bool(kept[a] and kept[b]) for a, b in zip(ta, tb)]
+            a = emb[[t for t, k in zip(ta, ok) if k]].reshape(-1, emb.shape[1])
+            b = emb[[t for t, k in zip(tb, ok) if k]].reshape(-1, emb.shape[1])
             tmp = shard_dir / f"chunk-{i:05d}.tmp"
             save_file({"option_a": a.contiguous(), "option_b": b.contiguous()}, str(tmp))
             tmp.replace(shard_dir / f"chunk-{i:05d}.safetensors")
-            for pos, j in enumerate(idx):
+            pos = 0
+            for j, ia, ib, k in zip(idx, ta, tb, ok):
                 r = rows[j]
-                run.append({**r, "split": ("train", "val", "test")[int(split[j])], "chunk": i, "pos": pos},
-                           key=r["row_id"])
+                rec = {**r, "split": ("train", "val", "test")[int(split[j])], "chunk": i,
+                       "truncated": bool(cut[ia] or cut[ib])}
+                if k:
+                    rec["pos"] = pos
+                    pos += 1
+                else:
+                    rec["dropped"] = f"longer than --max-length {opts.max_length} tokens"
+                run.append(rec, key=r["row_id"])
             bar.advance(task, len(idx))
+    done_rows = {r["row_id"]: r for r in run.results()}
+    keep = [j for j, r in enumerate(rows) if not done_rows.get(r["row_id"], {}).get("dropped")]
+    n_dropped = len(rows) - len(keep)
+    n_cut = sum(1 for r in rows if done_rows.get(r["row_id"], {}).get("truncated"))
+    if not keep:
+        raise UsageError(f"every pair is longer than --max-length {opts.max_length} tokens: nothing to embed")
     parts = [load_file(str(shard_dir / f"chunk-{i:05d}.safetensors")) for i in range(len(chunks))]
+    keep_t = torch.tensor(keep, dtype=torch.long)
     data = PairData(torch.cat([p["option_a"] for p in parts]), torch.cat([p["option_b"] for p in parts]),
-                    torch.tensor([r["choices"] for r in rows], dtype=torch.long), split,
+                    torch.tensor([rows[j]["choices"] for j in keep], dtype=torch.long), split[keep_t],
                     {"kind": "embeddings", "task": opts.task, "user_types": types, "embedder": opts.embedder,
-                     "datasets": list(opts.dataset), "seed": opts.seed})
+                     "datasets": list(opts.dataset), "seed": opts.seed, "pairs_dropped_too_long": n_dropped,
+                     "pairs_truncated": n_cut, **build_stats})
     data.save(run.path)
     for f in shard_dir.glob("chunk-*.safetensors"):
         f.unlink()
     shard_dir.rmdir()
-    stats = data.stats()
+    if n_dropped:
+        warn(f"dropped {n_dropped} of {len(rows)} pairs with an option longer than --max-length "
+             f"{opts.max_length} tokens (not truncated: that would cut the chat header or the response's end)")
+    if n_cut:
+        limit = embedder.limit if embedder is not None else "its maximum"
+        warn(f"{n_cut} of {len(rows)} pairs have an option longer than the embedder's {limit} word pieces: "
+             f"{opts.embedder} saw only its beginning (a long response is mostly cut off); "
+             "use an hf: causal-LM embedder with a larger --max-length to embed whole texts")
+    stats = {**data.stats(), "pairs_dropped_too_long": n_dropped, "pairs_truncated": n_cut, **build_stats}
     run.write_metrics(stats)
     return stats
 
@@ -392,6 +513,6 @@ def pair_rows(directory: str | Path) -> list[dict[str, Any]]:
     """The text rows of an embedding directory, in the order of its tensors."""
     from prefkit import read_jsonl
 
-    rows = read_jsonl(Path(directory) / "results.jsonl")
+    rows = [r for r in read_jsonl(Path(directory) / "results.jsonl") if not r.get("dropped")]
     rows.sort(key=lambda r: (int(r.get("chunk", 0)), int(r.get("pos", 0))))
     return rows

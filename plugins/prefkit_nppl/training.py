@@ -26,7 +26,7 @@ import torch
 from prefkit import UsageError
 
 from .config import ModelConfig, TrainOptions
-from .data import PairData, load_data, sample_train_batch, val_batches
+from .data import PairData, load_data, sample_train_batch, val_batches, validation_split
 from .models import RewardModel, load_model, save_model, task_loss
 
 MODEL_FILE = "model.safetensors"
@@ -45,6 +45,17 @@ def resolve_device(device: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"--device {device}: CUDA is not available on this machine")
     return dev
+
+
+def file_digest(path: str | Path, length: int = 16) -> str:
+    """Hex SHA-256 prefix of a file's bytes (what identifies a checkpoint in evaluation caches)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:length]
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -76,33 +87,62 @@ def _optim_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor],
     return tensors, {"param_groups": sd["param_groups"]}
 
 
-def save_resume(path: Path, model: RewardModel, opt: torch.optim.Optimizer, step: int, best: dict) -> None:
+def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], opt: torch.optim.Optimizer,
+                    meta: dict[str, Any]) -> None:
+    """``tensors`` + the optimizer's state + the torch RNG states + ``meta`` (JSON values) in one
+    safetensors file, written atomically (what an interrupted run resumes from)."""
     from safetensors.torch import save_file
 
-    tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    out = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     ot, groups = _optim_tensors(opt)
-    tensors.update(ot)
+    out.update(ot)
+    out["rng.cpu"] = torch.get_rng_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["rng.cuda"] = torch.cuda.get_rng_state()
     tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata={"step": str(step), "optim": json.dumps(groups),
-                                          "best": json.dumps(best), "model_config": json.dumps(model.cfg.to_dict())})
+    save_file(out, str(tmp), metadata={"optim": json.dumps(groups), **{k: json.dumps(v) for k, v in meta.items()}})
     tmp.replace(path)
 
 
-def load_resume(path: Path, model: RewardModel, opt: torch.optim.Optimizer, device) -> tuple[int, dict]:
+def load_checkpoint(path: Path, opt: torch.optim.Optimizer, device) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Restores the optimizer and RNG states of :func:`save_checkpoint`; returns the other
+    tensors and the metadata."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
     with safe_open(str(path), framework="pt") as fh:
-        meta = fh.metadata()
+        raw = fh.metadata() or {}
     t = load_file(str(path))
-    model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
     state: dict[int, dict[str, torch.Tensor]] = {}
     for k, v in t.items():
         if k.startswith("optim."):
             _, pid, name = k.split(".", 2)
             state.setdefault(int(pid), {})[name] = v.to(device) if name != "step" else v
-    opt.load_state_dict({"state": state, "param_groups": json.loads(meta["optim"])["param_groups"]})
-    return int(meta["step"]), json.loads(meta.get("best", "{}"))
+    opt.load_state_dict({"state": state, "param_groups": json.loads(raw["optim"])["param_groups"]})
+    if "rng.cpu" in t:
+        torch.set_rng_state(t["rng.cpu"])
+    if "rng.cuda" in t and torch.cuda.is_available():
+        torch.cuda.set_rng_state(t["rng.cuda"])
+    meta = {}
+    for k, v in raw.items():
+        if k == "optim":
+            continue
+        try:
+            meta[k] = json.loads(v)
+        except json.JSONDecodeError:
+            meta[k] = v
+    return {k: v for k, v in t.items() if not k.startswith(("optim.", "rng."))}, meta
+
+
+def save_resume(path: Path, model: RewardModel, opt: torch.optim.Optimizer, step: int, best: dict) -> None:
+    save_checkpoint(path, {f"model.{k}": v for k, v in model.state_dict().items()}, opt,
+                    {"step": step, "best": best, "model_config": model.cfg.to_dict()})
+
+
+def load_resume(path: Path, model: RewardModel, opt: torch.optim.Optimizer, device) -> tuple[int, dict]:
+    tensors, meta = load_checkpoint(path, opt, device)
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    return int(meta["step"]), meta.get("best") or {}
 
 
 def train_reward_model(opts: TrainOptions, run, data: PairData | None = None,
@@ -120,18 +160,28 @@ def train_reward_model(opts: TrainOptions, run, data: PairData | None = None,
     if len(pool) < opts.num_targets:
         raise UsageError(f"the train split has {len(pool)} pairs, fewer than --num-targets {opts.num_targets}")
     cfg: ModelConfig = opts.model_config(data.input_dim)
+    user = data.type_index(opts.user_type) if opts.user_type is not None else None
     data = data.to(device)
     pool = pool.to(device)
 
     torch.manual_seed(opts.seed)
     model = RewardModel(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=opts.lr, eps=3e-5)
-    vbatches = val_batches(data, opts.num_targets, opts.max_context, seed=opts.seed)
+    sel_split = validation_split(data, opts.num_targets)
+    if sel_split != "val":
+        from prefkit import warn
+
+        warn(f"the validation split has {len(data.indices('val'))} pairs, fewer than two tasks of "
+             f"--num-targets {opts.num_targets}: validation NLL (and --select best) uses the TRAINING split")
+    vbatches = val_batches(data, opts.num_targets, opts.max_context, seed=opts.seed,
+                           user_types=None if user is None else [user], split=sel_split)
 
     out_dir = Path(run.path)
     resume_path = out_dir / RESUME_FILE
     model_path = out_dir / MODEL_FILE
     start, best = 0, {"val_nll": float("inf"), "step": None}
+    if not getattr(run, "resumed", True):     # a new or --fresh run: no stale resume point
+        resume_path.unlink(missing_ok=True)
     if (model_path.exists() and run.manifest.get("summary", {}).get("trained_steps") == opts.steps
             and not resume_path.exists()):
         info(f"{out_dir}: already trained ({opts.steps} steps); use --fresh to train again")
@@ -151,7 +201,7 @@ def train_reward_model(opts: TrainOptions, run, data: PairData | None = None,
             model.train()
             ts = time.perf_counter()
             batch = sample_train_batch(data, pool, opts.batch_size, opts.num_targets, opts.min_context,
-                                       opts.max_context, step_generator(opts.seed, step))
+                                       opts.max_context, step_generator(opts.seed, step), user_type=user)
             out = task_loss(model, batch, opts.beta_kl, samples=samples)
             opt.zero_grad(set_to_none=True)
             out["loss"].backward()
@@ -187,7 +237,8 @@ def train_reward_model(opts: TrainOptions, run, data: PairData | None = None,
                "wall_time_s": round(wall, 2), "cpu_time_s": round(cpu, 2), "resumed_at_step": start,
                "train_ms_per_step": round(1000 * train_time / max(1, opts.steps - start), 2),
                "device": str(device), "model_file": MODEL_FILE, "model_config": cfg.to_dict(),
-               "data": opts.data, "user_types": data.user_types, "input_dim": data.input_dim}
+               "data": opts.data, "user_types": data.user_types, "input_dim": data.input_dim,
+               "trained_user_type": None if user is None else data.user_types[user], "selection_split": sel_split}
     run.write_metrics(metrics)
     run.manifest.setdefault("summary", {})["trained_steps"] = opts.steps
     return metrics

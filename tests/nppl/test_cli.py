@@ -125,3 +125,66 @@ def test_eval_rejects_bad_options(prefkit_cli, tmp_path):
     assert r.exit_code == 2 and "integers" in flat(r.stderr)
     r = prefkit_cli("nppl", "eval", str(tmp_path / "s"))
     assert r.exit_code == 2 and "expected 'nppl train'" in flat(r.stderr)
+
+
+def test_eval_cache_is_keyed_by_checkpoint_hash_and_reports_user_types(tmp_path):
+    """Re-evaluating a retrained run must not return the old model's cells; accuracy per user type
+    is in the result; a single-attribute model is trained on its type only."""
+    from prefkit.options import RunOptions
+    from prefkit_nppl.commands import evaluate, train
+    from prefkit_nppl.config import EvalOptions, TrainOptions
+    from prefkit_nppl.data import make_synthetic
+
+    data = tmp_path / "syn"
+    make_synthetic(n=2000).save(data)
+    run = tmp_path / "run"
+    kw = dict(model="btl", data=str(data), eval_every=5, hidden_dim=16, batch_size=8)
+    train(TrainOptions(steps=5, **kw), RunOptions(output_dir=str(run)), progress=False)
+    ev_opts = EvalOptions(contexts="0", seeds=1, conventions="unseen", json=True)
+    first = evaluate([str(run)], None, ev_opts, RunOptions(output_dir=str(tmp_path / "ev")), progress=False)
+    by_type = first["summary_by_type"]
+    assert set(by_type) == {"btl: 0", "btl: 1"}
+    # retrain into the same directory (other settings, --fresh): the eval run recomputes its cells
+    train(TrainOptions(steps=40, lr=3e-3, **kw), RunOptions(output_dir=str(run), fresh=True), progress=False)
+    second = evaluate([str(run)], None, ev_opts, RunOptions(output_dir=str(tmp_path / "ev")), progress=False)
+    assert second["checkpoints"] != first["checkpoints"]
+    fresh = evaluate([str(run)], None, ev_opts, RunOptions(output_dir=str(tmp_path / "ev2")), progress=False)
+    same = lambda a, b: json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)  # se of one run is nan
+    assert same(second["summary"], fresh["summary"]) and not same(second["summary"], first["summary"])
+
+    one = tmp_path / "one"
+    m = train(TrainOptions(steps=60, lr=3e-3, user_type="1", **kw), RunOptions(output_dir=str(one)), progress=False)
+    metrics = json.loads((one / "metrics.json").read_text())
+    assert metrics["trained_user_type"] == "1" and metrics["selection_split"] == "val"
+    r = evaluate([str(one)], "btl-1", ev_opts, RunOptions(output_dir=str(tmp_path / "ev3")), progress=False)
+    cells = r["summary_by_type"]
+    assert cells["btl-1: 1"]["unseen"][0]["mean"] > 85 > cells["btl-1: 0"]["unseen"][0]["mean"]
+    assert any(p.endswith("accuracy_by_type.png") for p in r["plot"])
+
+
+def test_selection_on_training_split_is_said(tmp_path, capsys):
+    from prefkit.options import RunOptions
+    from prefkit_nppl.commands import train
+    from prefkit_nppl.config import TrainOptions
+    from prefkit_nppl.data import make_synthetic
+
+    data = tmp_path / "tiny"
+    make_synthetic(n=300).save(data)
+    train(TrainOptions(model="btl", data=str(data), steps=2, eval_every=2, hidden_dim=8, batch_size=4),
+          RunOptions(output_dir=str(tmp_path / "r")), progress=False)
+    err = flat(capsys.readouterr().err)
+    assert "uses the TRAINING split" in err and "chosen on the TRAINING split" in err
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["selection_split"] == "train"
+
+
+def test_eval_on_the_synthetic_benchmark_compares_with_the_paper(tmp_path):
+    from prefkit.options import RunOptions
+    from prefkit_nppl.commands import evaluate, train
+    from prefkit_nppl.config import EvalOptions, TrainOptions
+
+    run = train(TrainOptions(model="btl", steps=2, eval_every=2, hidden_dim=8, batch_size=4),
+                RunOptions(output_dir=str(tmp_path / "r")), progress=False)
+    r = evaluate([str(run)], None, EvalOptions(contexts="0,1", seeds=1, conventions="paper", per_type=False),
+                 RunOptions(output_dir=str(tmp_path / "ev")), progress=False)
+    assert set(r["gap_to_paper"]["btl"]) == {0, 1} and r["aggregation"] == {"paper": "samples"}
+    assert "btl paper" in (tmp_path / "ev" / "table.md").read_text()

@@ -124,3 +124,63 @@ def test_val_batches_spread_context_sizes(syn):
     vb = val_batches(syn, 20, 10)
     sizes = torch.cat([b.context_sizes for b in vb])
     assert set(sizes.tolist()) == set(range(11))
+
+
+@pytest.fixture
+def cuda_like_generators(monkeypatch):
+    """Make torch's random draws as strict as on CUDA: a generator must live on the device it
+    draws on ("Expected a 'cuda' device type for generator"); on a CPU machine torch does not check."""
+    def strict(fn):
+        def wrapper(*args, generator=None, device=None, **kw):
+            if generator is not None:
+                want = torch.device(device) if device is not None else torch.get_default_device()
+                if want.type != generator.device.type:
+                    raise RuntimeError(f"Expected a '{want.type}' device type for generator but found "
+                                       f"'{generator.device.type}'")
+            return fn(*args, generator=generator, device=device, **kw)
+        return wrapper
+
+    for name in ("rand", "randint", "randperm", "randn"):
+        monkeypatch.setattr(torch, name, strict(getattr(torch, name)))
+
+
+def test_samplers_draw_on_the_generator_device_with_data_elsewhere(syn, cuda_like_generators):
+    """The data lives on another device than the (CPU) generator — 'meta' stands in for CUDA:
+    every sampler draws on the generator's device and moves the result, and the batches are the
+    ones drawn on the CPU."""
+    meta = syn.to("meta")
+    meta.indices = lambda split: syn.indices(split).to("meta")   # nonzero() has no meta kernel
+    gen = lambda: torch.Generator(device="cpu").manual_seed(3)
+    b = sample_train_batch(meta, syn.indices("train").to("meta"), 8, 20, 0, 10, gen())
+    ref = sample_train_batch(syn, syn.indices("train"), 8, 20, 0, 10, gen())
+    assert b.pairs_t.device.type == "meta" and b.users.device.type == "meta" and b.mask_c.device.type == "meta"
+    assert b.pairs_t.shape == ref.pairs_t.shape and b.mask_c.shape == ref.mask_c.shape
+    one = sample_train_batch(meta, syn.indices("train").to("meta"), 4, 20, 0, 10, gen(), user_type=1)
+    assert one.users.device.type == "meta"
+    for conv in ("unseen", "paper"):
+        for bb in eval_batches(meta, "test", 3, conv, 0):
+            assert bb.pairs_c.device.type == "meta" and bb.index_t.device.type == "meta"
+    assert all(v.pairs_t.device.type == "meta" for v in val_batches(meta, 20, 10))
+    # without the fix the draws would be asked of the data's device with a CPU generator:
+    with pytest.raises(RuntimeError, match="device type for generator"):
+        torch.randint(2, (3,), generator=gen(), device="meta")
+
+
+def test_single_user_type_batches_and_type_names(syn):
+    b = sample_train_batch(syn, syn.indices("train"), 32, 20, 0, 10, torch.Generator().manual_seed(0), user_type=1)
+    assert torch.all(b.users == 1)
+    assert torch.equal(b.choices_t, syn.choices[b.index_t, 1])
+    assert syn.type_index("1") == 1 and syn.type_index(0) == 0
+    with pytest.raises(Exception, match="unknown user type"):
+        syn.type_index("honesty")
+    vb = val_batches(syn, 20, 10, user_types=[1])
+    assert len(vb) == 1 and torch.all(vb[0].users == 1)
+    assert torch.equal(vb[0].index_t, val_batches(syn, 20, 10)[1].index_t)   # same tasks as with every type
+
+
+def test_validation_falls_back_to_train_only_when_val_is_small():
+    from prefkit_nppl.data import validation_split
+
+    small = make_synthetic(n=300)
+    assert validation_split(small, 20) == "train"           # ~30 val pairs < two tasks of 20
+    assert validation_split(make_synthetic(n=2000), 20) == "val"

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from prefkit_nppl.data import make_synthetic
+from prefkit_nppl.data import eval_batches
 from prefkit_nppl.evaluation import (PAPER_SYNTHETIC, accuracy, evaluate_model, markdown_table, mean_se,
-                                     plot_accuracy, summarise, table_rows)
+                                     plot_accuracy, resolve_aggregation, summarise, summarise_by_type, table_rows)
 
 
 @pytest.fixture(scope="module")
@@ -17,11 +18,16 @@ def syn():
     return make_synthetic()
 
 
-class Memoriser:
-    """Right on target pairs that are in the context, wrong on every other pair."""
-
+class Fake:
     def eval(self):
         return self
+
+    def predict_samples(self, batch, samples=1):
+        return self.predict_proba(batch, samples).unsqueeze(0)
+
+
+class Memoriser(Fake):
+    """Right on target pairs that are in the context, wrong on every other pair."""
 
     def predict_proba(self, batch, samples=1):
         truth = batch.choices_t.float()
@@ -31,10 +37,7 @@ class Memoriser:
         return torch.where(in_ctx, truth, 1 - truth)
 
 
-class AlwaysB:
-    def eval(self):
-        return self
-
+class AlwaysB(Fake):
     def predict_proba(self, batch, samples=1):
         return torch.ones(batch.choices_t.shape)
 
@@ -60,9 +63,51 @@ def test_always_b_scores_the_b_rate(syn):
 
 def test_resume_skips_done_keys(syn):
     seen = []
-    evaluate_model(AlwaysB(), syn, [0, 1], [0], ["unseen"], done=lambda key: key == "unseen|0|0",
+    evaluate_model(AlwaysB(), syn, [0, 1], [0], ["unseen"], done=lambda key: key == "unseen|0|0|predictive",
                    on_result=lambda key, row: seen.append(key))
-    assert seen == ["unseen|1|0"]
+    assert seen == ["unseen|1|0|predictive"]
+
+
+class TwoSamples(Fake):
+    """Two latent samples per task: the first is confidently right (p = 0.9 on the chosen side),
+    the second slightly wrong (p = 0.4): the posterior-predictive mean (0.65) is right on every
+    target, while the mean of the per-sample accuracies is 50 %."""
+
+    def predict_samples(self, batch, samples=2):
+        y = batch.choices_t.float()
+        right = torch.where(y == 1, 0.9, 0.1)
+        wrong = torch.where(y == 1, 0.4, 0.6)
+        return torch.stack([right, wrong])
+
+
+def test_paper_aggregation_averages_per_sample_accuracies(syn):
+    batches = eval_batches(syn, "test", 3, "paper", 0)
+    assert accuracy(TwoSamples(), batches, 2, "predictive")[0] == pytest.approx(1.0)
+    assert accuracy(TwoSamples(), batches, 2, "samples")[0] == pytest.approx(0.5)
+    rows = evaluate_model(TwoSamples(), syn, [3], [0], ["paper", "unseen"], z_samples=2)
+    by = {r["convention"]: r for r in rows}
+    assert by["paper"]["aggregation"] == "samples" and by["paper"]["accuracy"] == pytest.approx(0.5)
+    assert by["unseen"]["aggregation"] == "predictive" and by["unseen"]["accuracy"] == pytest.approx(1.0)
+    rows = evaluate_model(TwoSamples(), syn, [3], [0], ["paper"], z_samples=2, aggregation="predictive")
+    assert rows[0]["accuracy"] == pytest.approx(1.0)
+    assert resolve_aggregation("auto", "all") == "predictive"
+    with pytest.raises(Exception, match="aggregation"):
+        resolve_aggregation("vote", "paper")
+
+
+class RightForTypeZero(Fake):
+    def predict_proba(self, batch, samples=1):
+        y = batch.choices_t.float()
+        return torch.where((batch.users == 0).unsqueeze(1), y, 1 - y)
+
+
+def test_accuracy_per_user_type(syn):
+    rows = evaluate_model(RightForTypeZero(), syn, [0, 5], [0, 1], ["unseen"])
+    for r in rows:
+        assert r["by_type"] == {"0": 1.0, "1": 0.0} and r["accuracy"] == pytest.approx(0.5)
+    by = summarise_by_type([{**r, "label": "m", "run": "a"} for r in rows])
+    assert set(by) == {"m: 0", "m: 1"}
+    assert by["m: 0"]["unseen"][5]["mean"] == 100.0 and by["m: 1"]["unseen"][0]["mean"] == 0.0
 
 
 def test_mean_se():

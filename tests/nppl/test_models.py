@@ -58,16 +58,71 @@ def test_dpl_probability_formula():
     assert abs(float(logit) - expect) < 1e-4
 
 
-def test_empty_context_gives_zero_latent_and_no_nan(syn):
-    m = RewardModel(ModelConfig(kind="nppl", **SMALL)).eval()
+def _empty_batch(syn):
     b = batch(syn, 16)
     b.mask_c[:4] = False  # four tasks without context, the others with at least one pair
     b.mask_c[4:, 0] = True
+    return b
+
+
+def test_empty_context_is_a_learned_posterior_trained_through_the_kl(syn):
+    """As the reference: q(z | no context) is the encoder's output for the empty set (pooled 0),
+    the same for every empty task whatever sits in the padding, sampled, and in the KL term."""
+    torch.manual_seed(0)
+    m = RewardModel(ModelConfig(kind="nppl", **SMALL)).eval()
+    b = _empty_batch(syn)
+    q = m.encode_context(b)
+    assert q.empty[:4].all() and not q.empty[4:].any()
+    empty = m.context_encoder(torch.zeros(1, 0, 2, 1), torch.zeros(1, 0, dtype=torch.long))
+    assert torch.allclose(q.mean[:4], empty.mean.expand(4, -1), atol=1e-5)
+    assert torch.allclose(q.scale[:4], empty.scale.expand(4, -1), atol=1e-5)
+    assert not torch.allclose(q.mean[0], torch.zeros_like(q.mean[0]))
+    z = q.sample(5)
+    assert torch.isfinite(z).all() and z[:, 0].std(dim=0).mean() > 0      # sampled, not forced to 0
+    kl = gaussian_kl(q, m.encode_targets(b))
+    assert torch.all(kl[:4] > 0)
+    # the KL of empty tasks reaches the encoder's output layer: it is trained
+    m.train()
+    only_empty = TaskBatch(b.pairs_t[:4], b.choices_t[:4], b.pairs_c[:4], b.choices_c[:4], b.mask_c[:4],
+                           b.score_t[:4], b.users[:4])
+    out = task_loss(m, only_empty, beta_kl=1.0)
+    assert float(out["kl"].detach()) > 0
+    out["loss"].backward()
+    assert m.context_encoder.out[-1].weight.grad.abs().sum() > 0
+    m.eval()
+    x = torch.rand(5, 1)
+    with torch.no_grad():   # reward() without a latent is the reward under q(z | empty)'s mean, not z = 0
+        e = m.context_encoder(torch.zeros(1, 0, 2, 1), torch.zeros(1, 0, dtype=torch.long)).mean[0]
+    assert torch.allclose(m.reward(x), m.reward(x, e), atol=1e-6)
+    assert not torch.allclose(m.reward(x), m.reward(x, torch.zeros_like(e)), atol=1e-4)
+
+
+def test_empty_context_zero_mode_forces_z_and_drops_kl(syn):
+    m = RewardModel(ModelConfig(kind="nppl", empty_context="zero", **SMALL)).eval()
+    b = _empty_batch(syn)
     q = m.encode_context(b)
     z = q.sample(5)
     assert torch.isfinite(z).all()
     assert torch.all(z[:, :4] == 0) and q.empty[:4].all() and not q.empty[4:].any()
     assert torch.all(gaussian_kl(q, m.encode_targets(b))[:4] == 0)
+
+
+def test_models_saved_before_learned_empty_context_load_as_zero(tmp_path):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    m = RewardModel(ModelConfig(kind="nppl", **SMALL))
+    cfg = m.cfg.to_dict()
+    cfg.pop("empty_context")                       # a file written by an older prefkit
+    save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(tmp_path / "old.safetensors"),
+              metadata={"model_config": json.dumps(cfg)})
+    assert load_model(tmp_path / "old.safetensors").cfg.empty_context == "zero"
+    save_model(m, tmp_path / "new.safetensors")
+    assert load_model(tmp_path / "new.safetensors").cfg.empty_context == "learned"
+    with safe_open(str(tmp_path / "new.safetensors"), framework="pt") as fh:
+        assert json.loads(fh.metadata()["model_config"])["empty_context"] == "learned"
 
 
 def test_context_encoder_is_permutation_invariant(syn):

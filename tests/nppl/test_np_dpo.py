@@ -22,7 +22,7 @@ def emb_dir(tiny_model, tmp_path_factory):
     d = tmp_path_factory.mktemp("np-dpo")
     f = d / "prefs.jsonl"
     f.write_text("\n".join(json.dumps(r) for r in fabricated_preferences(120)) + "\n")
-    opts = EmbedOptions(dataset=[str(f)], embedder=f"hf:{tiny_model}", max_length=48)
+    opts = EmbedOptions(dataset=[str(f)], embedder=f"hf:{tiny_model}", max_length=256)
     with Run.open("nppl embed", output_dir=d / "emb") as run:
         build_and_embed(opts, run)
     return d / "emb"
@@ -66,6 +66,107 @@ def test_encode_pairs_masks_only_the_response(tiny_tokenizer):
         assert int(resp[i].sum()) == n and bool(resp[i, att[i].sum() - 1])
     ids, att, resp = encode_pairs(tiny_tokenizer, ["p " * 100], ["r " * 100], 32)
     assert ids.shape[1] <= 32 and resp.sum() > 0
+
+
+def test_long_prompts_keep_the_chat_template(tiny_tokenizer):
+    from prefkit_nppl.np_dpo import encode_pairs, fit_prompt, prompt_text
+
+    tok = tiny_tokenizer
+    head = tok("<|im_start|>user\n", add_special_tokens=False)["input_ids"]
+    tail = tok(prompt_text(tok, "x").split("x", 1)[1], add_special_tokens=False)["input_ids"]
+    long_prompt = "please answer this " * 60 + "final question?"
+    ids = fit_prompt(tok, long_prompt, 40)
+    assert len(ids) <= 40
+    assert ids[: len(head)] == head and ids[-len(tail):] == tail           # header and assistant opening intact
+    assert "question?" in tok.decode(ids)                                  # the prompt's end is kept
+    ids, att, resp = encode_pairs(tok, [long_prompt], ["r " * 100], 48)
+    n = int(att[0].sum())
+    assert n <= 48 and int(resp[0].sum()) >= 24                            # the response keeps half the budget
+    seq = ids[0, :n].tolist()
+    prompt_part = seq[: n - int(resp[0].sum())]
+    assert prompt_part[: len(head)] == head and prompt_part[-len(tail):] == tail
+
+
+def test_log_probs_without_a_full_vocabulary_log_softmax(tiny_model, monkeypatch):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prefkit_nppl.np_dpo import encode_pairs, sequence_logps, token_logps
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 7, 50)
+    tgt = torch.randint(50, (2, 7))
+    ref = torch.gather(torch.log_softmax(logits, -1), 2, tgt.unsqueeze(-1)).squeeze(-1)
+    assert torch.allclose(token_logps(logits, tgt, chunk=3), ref, atol=1e-5)
+    tok = AutoTokenizer.from_pretrained(str(tiny_model))
+    lm = AutoModelForCausalLM.from_pretrained(str(tiny_model)).eval()
+    enc = encode_pairs(tok, ["hi", "a longer prompt"], ["ok then", "yes indeed, more"], 64)
+    with torch.no_grad():
+        full = lm(input_ids=enc[0], attention_mask=enc[1]).logits[:, :-1].float()
+        want = (torch.gather(torch.log_softmax(full, -1), 2, enc[0][:, 1:].unsqueeze(-1)).squeeze(-1)
+                * enc[2][:, 1:]).sum(-1)
+
+        def no_log_softmax(*a, **k):
+            raise AssertionError("full-vocabulary log_softmax materialised")
+
+        monkeypatch.setattr(torch, "log_softmax", no_log_softmax)
+        monkeypatch.setattr(torch.nn.functional, "log_softmax", no_log_softmax)
+        got = sequence_logps(lm, *enc, chunk=4)
+    assert torch.allclose(got, want, atol=1e-4)
+
+
+def _dpo_opts(tiny_model, emb_dir, **kw):
+    from prefkit_nppl.config import DPOOptions
+
+    base = dict(model=str(tiny_model), data=str(emb_dir), steps=4, batch_size=2, num_targets=4, max_context=3,
+                lora_r=4, lora_alpha=8, lora_dropout=0.1, latent_dim=16, max_length=96, lr=5e-3, eval_every=2,
+                val_pairs=8, eval_contexts="", select="last")
+    base.update(kw)
+    return DPOOptions(**base)
+
+
+def test_np_dpo_validates_keeps_best_and_resumes_exactly(tiny_model, emb_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    from prefkit.runs import Run
+    from prefkit_nppl.np_dpo import POLICY_FILE, RESUME_FILE, load_text_pairs, train_np_dpo
+
+    data, rows = load_text_pairs(str(emb_dir))
+    dev = torch.device("cpu")
+    full = Run.open("nppl dpo", output_dir=tmp_path / "full")
+    m, _ = train_np_dpo(_dpo_opts(tiny_model, emb_dir), full, data, rows, dev)
+    logged = full.results()
+    vals = [r for r in logged if "val_loss" in r]
+    assert [r["step"] for r in vals] == [2, 4] and all(0 <= r["val_accuracy"] <= 1 and r["val_pairs"] > 0 for r in vals)
+    assert m["selection_split"] == "val" and m["kept_step"] == 4 and not (tmp_path / "full" / RESUME_FILE).exists()
+
+    part = Run.open("nppl dpo", output_dir=tmp_path / "part")
+
+    class Stop(Exception):
+        pass
+
+    real_append = part.append
+
+    def append(rec, key=None):
+        if key == "step-000003":
+            raise Stop
+        return real_append(rec, key=key)
+
+    part.append = append
+    with pytest.raises(Stop):
+        train_np_dpo(_dpo_opts(tiny_model, emb_dir), part, data, rows, dev)
+    assert (tmp_path / "part" / RESUME_FILE).exists()
+    part = Run.open("nppl dpo", output_dir=tmp_path / "part")
+    m2, _ = train_np_dpo(_dpo_opts(tiny_model, emb_dir), part, data, rows, dev)
+    assert m2["resumed_at_step"] == 2
+    a = load_file(str(tmp_path / "full" / POLICY_FILE))
+    b = load_file(str(tmp_path / "part" / POLICY_FILE))
+    assert set(a) == set(b) and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+    # --select best keeps the checkpoint of the lowest validation loss
+    best = Run.open("nppl dpo", output_dir=tmp_path / "best")
+    m3, _ = train_np_dpo(_dpo_opts(tiny_model, emb_dir, select="best"), best, data, rows, dev)
+    vals = {r["step"]: r["val_loss"] for r in best.results() if "val_loss" in r}
+    assert m3["kept_step"] == min(vals, key=vals.get) and m3["best_val_loss"] == pytest.approx(min(vals.values()))
 
 
 @pytest.mark.slow
@@ -122,6 +223,20 @@ def test_np_dpo_train_save_load_generate(prefkit_cli, tiny_model, emb_dir, tmp_p
     r = prefkit_cli("nppl", "eval", str(out), "--contexts", "0,1", "--seeds", "1", "--json", "-o", str(tmp_path / "ev"))
     assert r.exit_code == 0, r.output
     assert {"np-dpo: longer", "np-dpo: shorter"} <= set(r.json()["summary"])
+    ev_args = ["nppl", "eval", str(out), "--contexts", "0,1", "--seeds", "1", "--json", "-o", str(tmp_path / "ev")]
+    lines = (tmp_path / "ev" / "results.jsonl").read_text().splitlines()
+    again = prefkit_cli(*ev_args)                               # resumes: nothing computed twice
+    assert again.exit_code == 0 and (tmp_path / "ev" / "results.jsonl").read_text().splitlines() == lines
+    assert again.json()["summary"] == r.json()["summary"]
+    # retrain into the same directory: the same evaluation run scores the new checkpoint, not its old cells
+    old = json.loads(lines[0])["checkpoint"]
+    t = prefkit_cli("nppl", "dpo", "--model", str(tiny_model), "--data", str(emb_dir), *TINY, "--lr", "2e-2",
+                    "--fresh", "-o", str(out))
+    assert t.exit_code == 0, t.output
+    r3 = prefkit_cli(*ev_args)
+    assert r3.exit_code == 0, r3.output
+    new_rows = [json.loads(l) for l in (tmp_path / "ev" / "results.jsonl").read_text().splitlines()[len(lines):]]
+    assert new_rows and all(x["checkpoint"] != old for x in new_rows)
 
 
 @pytest.mark.slow
