@@ -87,10 +87,14 @@ def test_quantization_needs_cuda(tiny_model):
 
 
 def test_load_options(tiny_model):
-    from prefkit.backends.hf import HFBackend
+    from prefkit.backends.hf import HFBackend, cpu_prefers_bf16
 
     kw, where = HFBackend(hf_opts(tiny_model))._load_kwargs()
-    assert kw["trust_remote_code"] is False and where == "cpu" and str(kw["dtype"]) == "torch.float32"
+    # --dtype auto depends on the CPU: bfloat16 only where it has bf16 instructions and measures faster
+    auto = "torch.bfloat16" if cpu_prefers_bf16() else "torch.float32"
+    assert kw["trust_remote_code"] is False and where == "cpu" and str(kw["dtype"]) == auto
+    kw, _ = HFBackend(hf_opts(tiny_model, dtype="float32"))._load_kwargs()
+    assert str(kw["dtype"]) == "torch.float32"
     kw, _ = HFBackend(hf_opts(tiny_model, trust_remote_code=True, dtype="bfloat16"))._load_kwargs()
     assert kw["trust_remote_code"] is True and str(kw["dtype"]) == "torch.bfloat16"
     with pytest.raises(UsageError, match="--dtype"):
