@@ -160,7 +160,10 @@ def command_exit(outcome: "Run | str | Path | dict[str, Any]") -> None:
     raise typer.Exit(code)
 
 
-SECRET_PATTERN = re.compile(r"(api[_-]?key|token|secret|password|authorization|bearer)", re.I)
+# "token" names a secret (hf_token, --access-token) but not a count or a tokenizer: max_tokens,
+# --max-new-tokens, prompt_tokens and tokenizer are settings that must stay in the manifest (and in a
+# run's identity, so that a resume with other limits is told apart)
+SECRET_PATTERN = re.compile(r"(api[_-]?key|token(?!s|izer)|secret|password|authorization|bearer)", re.I)
 
 
 def _now() -> str:
@@ -188,7 +191,8 @@ def slug(text: str, max_len: int = 80) -> str:
 
 def redact(value: Any, key: str = "") -> Any:
     """Drop secret-looking values from a config/argv structure."""
-    if key and SECRET_PATTERN.search(key) and value not in (None, "", False):
+    if (key and SECRET_PATTERN.search(key) and value not in (None, "", False)
+            and not isinstance(value, (int, float))):  # a number is a setting, never a key
         return REDACTED
     if isinstance(value, dict):
         return {k: redact(v, str(k)) for k, v in value.items()}

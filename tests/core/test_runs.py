@@ -316,3 +316,19 @@ def test_sigterm_inside_the_block_is_interrupted_from_python_too(tmp_path):
     m = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert m["status"] == "interrupted" and m["counts"]["results"] >= 1
     assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)  # this process's handler untouched
+
+
+def test_token_counts_are_settings_not_secrets(tmp_path):
+    """max_tokens & co. stay in the manifest and the identity: a resume with other limits is a different run."""
+    cfg = {"max_tokens": 300, "max_new_tokens": 64, "tokenizer": "gpt2", "hf_token": "hf_secretvalue123",
+           "access_token": "abc", "roles": {"user": {"max_tokens": 200}}}
+    run = Run.open("gen", output_dir=tmp_path / "r", config=cfg, identity={"max_tokens": 300},
+                   argv=["prefkit", "gen", "--max-new-tokens", "64", "--hf-token", "hf_secretvalue123"])
+    run.finish()
+    m = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert m["config"]["max_tokens"] == 300 and m["config"]["max_new_tokens"] == 64
+    assert m["config"]["tokenizer"] == "gpt2" and m["config"]["roles"]["user"]["max_tokens"] == 200
+    assert m["config"]["hf_token"] == "***" and m["config"]["access_token"] == "***"
+    assert "64" in m["argv"] and "hf_secretvalue123" not in json.dumps(m)
+    with pytest.raises(Exception):  # another max_tokens is another run: no silent mixing on resume
+        Run.open("gen", output_dir=tmp_path / "r", config=cfg, identity={"max_tokens": 500})
