@@ -127,6 +127,7 @@ _LAZY = {
     "ChainResult": "prefkit.training",
     "TRLTrainer": "prefkit.training",
     "explicit_settings": "prefkit.training",
+    "read_config_file": "prefkit.training.config",
     "FitStats": "prefkit.training",
     # judging (issue: judges)
     "Rubric": "prefkit.judging",
@@ -135,6 +136,7 @@ _LAZY = {
     "judge_score": "prefkit.judging",
     "win_rate": "prefkit.judging",
     "JudgeOptions": "prefkit.judging",
+    "parse_score": "prefkit.judging.parsing",
     # reports
     "plots": "prefkit.reports.plots",
 }

@@ -81,7 +81,7 @@ class AnswerSpec:
         if self._parse is not None:
             value = self._parse(str(text))
             if value is None:
-                raise Unparseable(f"no {self.describe()} in the reply")
+                raise Unparseable(f"expected {self.describe()}, found none in the reply")
             return value
         return self.parse_default(str(text))
 

@@ -298,19 +298,26 @@ class HFBackend(Backend):
     # ----------------------------------------------------------------- generation
     @staticmethod
     def render(tokenizer: Any, messages: list[dict[str, Any]]) -> tuple[str, bool]:
-        """(prompt text, whether it came from a chat template)."""
+        """(prompt text, whether it came from a chat template).
+
+        A conversation that ends with an ``assistant`` message is an answer prefix: the model continues
+        that message (``continue_final_message``) instead of starting a new one, and the completion is
+        the continuation only (e.g. a judge's reply prefilled with ``Score:``).
+        """
+        prefill = bool(messages) and messages[-1]["role"] == "assistant"
+        how = {"continue_final_message": True} if prefill else {"add_generation_prompt": True}
         if getattr(tokenizer, "chat_template", None):
             try:
-                return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False), True
+                return tokenizer.apply_chat_template(messages, tokenize=False, **how), True
             except Exception as exc:  # e.g. templates without a system role
                 if messages and messages[0]["role"] == "system" and len(messages) > 1:
                     merged = [{"role": messages[1]["role"],
                                "content": f"{messages[0]['content']}\n\n{messages[1]['content']}"}, *messages[2:]]
-                    return tokenizer.apply_chat_template(merged, add_generation_prompt=True, tokenize=False), True
+                    return tokenizer.apply_chat_template(merged, tokenize=False, **how), True
                 raise PrefkitError(f"the chat template failed: {exc}") from None
         _warn_once("the tokenizer has no chat template: prompts are plain 'role: content' text")
         lines = [f"{m['role']}: {m['content']}" for m in messages]
-        return "\n".join(lines) + "\nassistant:", False
+        return "\n".join(lines) + ("" if prefill else "\nassistant:"), False
 
     async def agenerate(self, requests: list[ChatRequest]) -> list[Completion]:
         import asyncio

@@ -152,3 +152,20 @@ def test_default_model_resolves_from_prefkits_cache(smollm2_path, prefkit_home, 
     r = prefkit_cli("generate", "--input", str(inp), "-o", str(prefkit_home / "out"), "--max-tokens", "10")
     assert r.exit_code == 0, r.output
     assert "Paris" in Run.load(prefkit_home / "out").results()[0]["text"]
+
+
+def test_a_final_assistant_message_is_continued(tiny_model):
+    """An answer prefix (a conversation ending with an assistant message) is continued, not answered anew."""
+    from transformers import AutoTokenizer
+
+    from prefkit.backends.hf import HFBackend
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    q = [{"role": "user", "content": "Rate it."}]
+    fresh, _ = HFBackend.render(tok, q)
+    cont, _ = HFBackend.render(tok, [*q, {"role": "assistant", "content": "Score:"}])
+    assert cont.rstrip().endswith("Score:") and cont.startswith(fresh)
+    assert cont[len(fresh):].strip() == "Score:"  # the prefix sits where the answer begins, no end-of-turn after it
+    out = complete([ChatRequest(key="p", messages=[*q, {"role": "assistant", "content": "Score:"}], max_tokens=3)],
+                   hf_opts(tiny_model), progress=False)
+    assert out[0].ok
