@@ -77,6 +77,9 @@ class GenerateConfig:
     continue_preferred: float = prefkit.opt(0.5, help="Probability that the preferred reply continues the dialogue "
                                                       "(else a rejected one; the reference: 0.5).")
     seed: int = prefkit.opt(0, help="Seed of the continuation and tie draws (the same seed gives the same trees).")
+    extractor_prefill: str = prefkit.opt("auto", help="Prefill the extractor's answer with 'Profile:' so that it "
+                                                      "starts in the asked format: auto (only for a local hf "
+                                                      "extractor: small local models otherwise drift), on, off.")
     turn_attempts: int = prefkit.opt(3, help="Attempts per turn in one run when a turn is rejected (unusable "
                                              "user message, unreadable extractor answer); the reference: 3.")
 
@@ -99,6 +102,10 @@ class GenerateConfig:
     def identity(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("turn_attempts")  # how hard to try does not change what a committed turn holds
+        # conversation ids are "<persona id>-<k>" whatever N is: a run grows by re-running it with a larger
+        # --conversations / --per-persona (the committed conversations are kept, only new ones are asked)
+        d.pop("conversations")
+        d.pop("per_persona")
         d["personas"] = str(Path(self.personas).resolve()) if self.personas else None
         return d
 
@@ -206,8 +213,10 @@ async def step(turn) -> dict[str, Any]:
     raw = prompts.trim_unfinished(u.text) if u.finish_reason == "length" else u.text
     user_text = prompts.clean_user_message(raw)   # raises prefkit.Reject: the turn is asked afresh
 
-    inferred = await turn.ask_structured("extractor", prompts.extractor_messages(persona, history, user_text),
-                                         prompts.inferred_spec())
+    prefill = bool(d.get("extractor_prefill"))
+    inferred = await turn.ask_structured("extractor", prompts.extractor_messages(persona, history, user_text,
+                                                                                 prefill=prefill),
+                                         prompts.inferred_spec(prefilled=prefill))
     if not inferred.ok:
         raise prefkit.Reject(f"the extractor's answer is unreadable: {inferred.error}")
 
@@ -311,6 +320,29 @@ class GenerateResult:
         return asdict(self)
 
 
+#: the sampling temperature of the roles that write the conversation (the reference: API default 1 for
+#: every call) where the role's own --<role>-temperature is not given
+SAMPLING_TEMPERATURE = 1.0
+SAMPLED_ROLES = ("user", "responder")
+
+
+def sampling_defaults(roles: Any) -> Any:
+    """``roles`` with temperature 1 for the simulated user and the responders unless given.
+
+    As in the reference, the conversation is sampled (diverse histories; a turn rejected for a broken
+    character is asked afresh with a different draw). The extractor and the judge keep the backend's
+    default (greedy), a deliberate deviation: their readings are then reproducible."""
+    import dataclasses
+
+    specs = dict(roles.specs)
+    changed = False
+    for name, spec in specs.items():
+        if name.split(".")[0] in SAMPLED_ROLES and spec.temperature is None:
+            specs[name] = dataclasses.replace(spec, temperature=SAMPLING_TEMPERATURE)
+            changed = True
+    return dataclasses.replace(roles, specs=specs) if changed else roles  # same groups (responder.0 ...)
+
+
 def _dialogues(cfg: GenerateConfig, personas: list[Persona]) -> list[Any]:
     chosen = personas
     out = []
@@ -376,6 +408,7 @@ def generate(cfg: GenerateConfig, roles: Any, *, output_dir: str | None = None, 
     ``responder.0`` ...) and ``judge``; ``backends``: ready backend instances by name (tests).
     """
     cfg.check()
+    roles = sampling_defaults(roles)
     personas = read_personas(cfg.personas)
     dialogues = _dialogues(cfg, personas)
     for role in ("user", "extractor", "judge"):
@@ -384,7 +417,10 @@ def generate(cfg: GenerateConfig, roles: Any, *, output_dir: str | None = None, 
     responders = roles.names("responder")
     if not responders:
         raise prefkit.UsageError("no model for the role 'responder'")
-    data = {"tie_rule": cfg.tie_rule, "continue_preferred": cfg.continue_preferred, "responders": responders}
+    prefill = (roles.options_for("extractor").backend == "hf" if cfg.extractor_prefill == "auto"
+               else cfg.extractor_prefill == "on")
+    data = {"tie_rule": cfg.tie_rule, "continue_preferred": cfg.continue_preferred, "responders": responders,
+            "extractor_prefill": prefill}
     ds = [prefkit.Dialogue(cid, data={**data, "persona": p.to_dict()}, max_turns=cfg.turns) for p, cid in dialogues]
     labels = role_labels(roles)
 
@@ -394,8 +430,7 @@ def generate(cfg: GenerateConfig, roles: Any, *, output_dir: str | None = None, 
                                     turn_attempts=1)
         return GenerateResult(None, "dry-run", [], res.summary, {}, labels, dry_run=True)
 
-    # the run store redacts keys that look like secrets ("max_tokens" contains "token"), so the
-    # per-role settings are also kept under names it leaves alone (identity and dataset card)
+    # the per-role settings, resolved (identity and dataset card)
     settings = role_settings(roles)
     identity = {"config": cfg.identity(), "personas_sha256": _personas_digest(personas), "roles": roles.identity(),
                 "role_settings": settings}

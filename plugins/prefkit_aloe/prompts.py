@@ -174,14 +174,24 @@ def transcript(history: list[dict[str, Any]], user_message: str | None = None) -
     return "\n".join(lines)
 
 
-def extractor_messages(persona: Persona, history: list[dict[str, Any]], user_message: str) -> list[dict[str, str]]:
-    """Ask what the transcript (history + the new user message) has revealed of ``persona``."""
+#: the extractor's answer prefix where it is prefilled (``--extractor-prefill``)
+EXTRACTOR_PREFIX = "Profile:"
+
+
+def extractor_messages(persona: Persona, history: list[dict[str, Any]], user_message: str, *,
+                       prefill: bool = False) -> list[dict[str, str]]:
+    """Ask what the transcript (history + the new user message) has revealed of ``persona``.
+
+    ``prefill``: end with the answer prefix ``Profile:`` (an assistant message the local backend
+    continues), which keeps small local models in the two-line format."""
     msgs: list[dict[str, str]] = [{"role": "system", "content": EXTRACTOR_SYSTEM}]
     for full, chat, answer in EXTRACTOR_SHOTS:
         msgs.append({"role": "user", "content": f"Full description:\n{full}\n\nChat:\n{chat}"})
         msgs.append({"role": "assistant", "content": answer})
     msgs.append({"role": "user", "content": f"Full description:\n{persona.text()}\n\n"
                                             f"Chat:\n{transcript(history, user_message)}"})
+    if prefill:
+        msgs.append({"role": "assistant", "content": EXTRACTOR_PREFIX})
     return msgs
 
 
@@ -205,9 +215,16 @@ def parse_inferred(text: str) -> dict[str, str] | None:
     return {"profile": prof or "None", "personality": pers or "None"}
 
 
-def inferred_spec():
-    """The extractor's answer spec (re-asked while the two lines are missing)."""
-    return prefkit.AnswerSpec(parse=parse_inferred,
+def inferred_spec(prefilled: bool = False):
+    """The extractor's answer spec (re-asked while the two lines are missing); ``prefilled``: the
+    reply continues ``Profile:``, which is put back before parsing."""
+    def parse(text: str) -> dict[str, str] | None:
+        text = text or ""
+        if prefilled and not re.match(r"\s*[*\s]*profile\s*[:：]", text, re.I):  # a re-ask's answer is not prefilled
+            text = EXTRACTOR_PREFIX + text
+        return parse_inferred(text)
+
+    return prefkit.AnswerSpec(parse=parse,
                               reask="I could not read that. Answer in exactly two lines: "
                                     "'Profile: ...' and 'Personality: ...' (None where nothing is revealed).",
                               placeholder={"profile": "None", "personality": "None"})

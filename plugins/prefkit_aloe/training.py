@@ -34,13 +34,12 @@ Deviations, on purpose:
   ones lose their oldest turns first (the core's rule, counted in ``metrics.json``). SFT trains
   one conversation per example (not the reference's packed cumulative prefixes), so 4096 is
   enough there too.
-* **Precision.** ``bf16`` is left to the core's automatic choice: bf16 mixed precision wherever
-  the GPU supports it (fp32 master weights), off on CPUs so that the preset also runs on the
-  tiny test model. ``--dtype bfloat16`` loads the weights in bf16 as well (the memory of a 7-8B
-  full fine-tune).
+* **Precision.** As the reference, the weights are loaded and trained in bf16 (``dtype`` bfloat16:
+  the memory of a 7-8B full fine-tune); bf16 autocast is the core's automatic choice (on where the
+  GPU supports it). ``--dtype float32`` trains fp32 master weights instead.
 * **LoRA** is an option (``--lora``, with the core's LoRA flags); the reference has none.
-* **No CodeAct mixture, no bos = eos hack, no second full reference copy is forced**: the
-  reference model of DPO is the starting model, as in the core.
+* **No CodeAct mixture, no bos = eos hack.** The reference model of DPO is the starting model (as
+  in the reference, TRL holds it as a second full copy in a full fine-tune; ``--lora`` avoids it).
 """
 
 from __future__ import annotations
@@ -57,7 +56,7 @@ MAX_PROMPT_LENGTH = 3584
 EFFECTIVE_BATCH = 48
 
 #: settings every trainer gets
-PAPER_SHARED: dict[str, Any] = dict(lora=False, lr=1e-5, epochs=1.0, lr_scheduler="linear", warmup=0.0,
+PAPER_SHARED: dict[str, Any] = dict(lora=False, dtype="bfloat16", lr=1e-5, epochs=1.0, lr_scheduler="linear", warmup=0.0,
                                     weight_decay=0.0, logging_steps=1, max_length=MAX_LENGTH)
 #: per trainer (wins over the shared ones)
 PAPER: dict[str, dict[str, Any]] = {

@@ -14,7 +14,7 @@ import time
 import pytest
 
 import prefkit
-from prefkit.testing import FakeOpenAIServer, Script, cli
+from prefkit.testing import FakeOpenAIServer, Script, ScriptedBackend, cli
 
 from prefkit_aloe.generate import TurnRecord, decide_pair, read_turns
 
@@ -360,3 +360,57 @@ def test_per_role_settings_are_part_of_the_run_identity_and_the_card(tmp_path, p
     export(str(tmp_path / "g"), ExportConfig(), output_dir=str(tmp_path / "x"))
     card = (tmp_path / "x" / "README.md").read_text()
     assert '"max_new": 16' in card and "| judge | `mock:j` |" in card
+
+
+def test_a_prefilled_extractor_continues_profile_and_is_read(tmp_path, personas_file):
+    """--extractor-prefill on: the request ends with the answer prefix 'Profile:'; the continuation is read."""
+    def extractor(req):
+        if req.messages[-1] == {"role": "assistant", "content": "Profile:"}:
+            return " He is a chess player.\nPersonality: None"
+        return "no prefix seen"
+
+    script = Script().on("extractor", reply=extractor)  # checked before the shared script's rules
+    script.rules += aloe_script().rules
+    backend = ScriptedBackend(script)
+    res = run_generate(personas_file, tmp_path / "run", backend, turns=2, extractor_prefill="on")
+    assert res.status == "done"
+    recs = [t for ts in turns_of(tmp_path / "run").values() for t in ts]
+    assert recs and all(TurnRecord.from_dict(t).inferred == {"profile": "He is a chess player.", "personality": "None"}
+                        for t in recs)
+    # auto (the default) prefills only a local hf extractor: the mock extractor is asked plainly
+    plain = scripted_backend()
+    run_generate(personas_file, tmp_path / "run2", plain, turns=1)
+    assert all(r.messages[-1]["role"] == "user" for r in plain.requests_for("extractor"))
+
+
+def test_the_conversation_is_sampled_and_a_run_grows_in_place(tmp_path, personas_file):
+    """User and responders sample at T=1 (the reference's API default) unless given; extractor and judge stay
+    greedy. Re-running with a larger --conversations keeps the committed ones and asks only the new one."""
+    backend = scripted_backend()
+    res = run_generate(personas_file, tmp_path / "run", backend, turns=2, conversations=1)
+    assert res.status == "done" and len(res.conversations) == 1
+    temps = {role: {r.temperature for r in backend.requests if r.meta["role"].split(".")[0] == role}
+             for role in ("user", "responder", "extractor", "judge")}
+    assert temps["user"] == {1.0} and temps["responder"] == {1.0}
+    assert temps["extractor"] == {0.0} and temps["judge"] == {0.0}  # the engine default: greedy
+    before = len(backend.requests)
+    res = run_generate(personas_file, tmp_path / "run", backend, turns=2, conversations=2)
+    assert res.status == "done" and len(res.conversations) == 2
+    new = backend.requests[before:]
+    assert new and {r.meta["conversation"] for r in new} == {res.conversations[1]["id"]}
+
+
+def test_random_tie_draws_come_from_the_run_seed(tmp_path, personas_file):
+    """--tie-rule random through the engine's per-conversation RNG: the same --seed gives the same draws in a
+    fresh run; another seed gives other draws (12 inconsistent pairs: 2^-12 odds of a false pass)."""
+    def draws(name, seed):
+        run_generate(personas_file, tmp_path / name, scripted_backend("first"), turns=4, tie_rule="random",
+                     seed=seed)
+        recs = sorted((t for ts in turns_of(tmp_path / name).values() for t in ts),
+                      key=lambda r: (r["conversation_id"], r["turn"]))
+        assert len(recs) == 12 and all(r["tie"] for r in recs)
+        return [r["preferred"].split()[0] for r in recs]
+
+    a, b, c = draws("a", 3), draws("b", 3), draws("c", 4)
+    assert a == b and set(a) == {"AWARE", "PLAIN0"}
+    assert a != c

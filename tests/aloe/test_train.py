@@ -51,7 +51,8 @@ def test_the_preset_holds_the_reference_settings():
     assert sft["batch_size"] * sft["grad_accum"] == 48 == dpo["batch_size"] * dpo["grad_accum"]
     assert (sft["batch_size"], dpo["batch_size"], dpo["grad_accum"]) == (1, 4, 12)
     assert dpo["beta"] == 0.9 and dpo["max_prompt_length"] == 3584 and "beta" not in sft
-    assert "bf16" not in sft  # bf16 is the core's automatic choice: on where the GPU supports it
+    assert sft["dtype"] == dpo["dtype"] == "bfloat16"  # full fine-tuning in bf16, as the reference
+    assert "bf16" not in sft  # bf16 autocast is the core's automatic choice: on where the GPU supports it
 
 
 def test_preset_values_reach_the_trl_arguments(tiny_model, tmp_path):
