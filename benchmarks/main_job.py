@@ -182,6 +182,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0,
                    help="Give both paths this many threads (default: each picks its own, as a user's run would).")
     p.add_argument("--bf16-rows", type=int, default=0, help="Also compare float32 with bfloat16 on this many rows.")
+    p.add_argument("--dtype", default="auto", help="With --check-only: the dtype of both passes (auto, float32, "
+                                                   "bfloat16).")
     p.add_argument("--json", default=None, help="Write the full result here.")
     p.add_argument("--check-only", action="store_true",
                    help="Skip the timing: compare greedy outputs with and without prefix reuse on --rows rows, "
@@ -265,7 +267,7 @@ def reuse_check(args) -> dict:
     model_path = resolve_model(None)
     mirror = write_mirror(args.split, Path(tempfile.mkdtemp(prefix="prefkit-mainjob-")))
     reqs = job_requests(args.split, args.rows, mirror)
-    o = BackendOptions(backend="hf", model=model_path, cache=False)
+    o = BackendOptions(backend="hf", model=model_path, cache=False, dtype=args.dtype)
     out, secs = {}, {}
     for name, extra in (("reuse", {}), ("plain", {"prefix_cache": False})):
         t = time.perf_counter()
@@ -273,7 +275,8 @@ def reuse_check(args) -> dict:
         secs[name] = round(time.perf_counter() - t, 1)
     differ = [(r.messages, x.text, y.text) for r, x, y in zip(reqs, out["plain"], out["reuse"]) if x.text != y.text]
     gaps = divergences(model_path, torch.float32, differ)
-    return {"split": args.split, "rows": args.rows, "prompts": len(reqs), "threads": torch.get_num_threads(),
+    return {"split": args.split, "rows": args.rows, "prompts": len(reqs), "dtype": args.dtype,
+            "threads": torch.get_num_threads(),
             "identical": len(reqs) - len(differ), "reuse_s": secs["reuse"], "plain_s": secs["plain"],
             "largest_top2_gap_at_divergence": max((g["top2_gap"] for g in gaps), default=None),
             "divergences": gaps, "load_average": round(os.getloadavg()[0], 1)}

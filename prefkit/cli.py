@@ -86,9 +86,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+    version: bool = typer.Option(False, "--version", metavar="", callback=_version, is_eager=True,
                                  help="Show the version and exit."),  # a plain bool: typer skips its pydantic coercion
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors (or set PREFKIT_DEBUG=1)."),
+    debug: bool = typer.Option(False, "--debug", metavar="", help="Show full tracebacks on errors (or set PREFKIT_DEBUG=1)."),
 ) -> None:
     if debug:
         os.environ["PREFKIT_DEBUG"] = "1"
@@ -96,8 +96,8 @@ def root(
 
 @app.command("plugins")
 def plugins_cmd(
-    all: bool = typer.Option(False, "--all", help="Include the core's default plugins."),
-    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+    all: bool = typer.Option(False, "--all", metavar="", help="Include the core's default plugins."),
+    json_: bool = typer.Option(False, "--json", metavar="", help="Print JSON."),
 ) -> None:
     """List installed plugins: name, version, hooks, what each registered."""
     from .console import print_json, print_table
@@ -133,7 +133,7 @@ def _list_registry(kind: str, json_: bool, describe, columns: list[str]) -> None
 
 
 @app.command("datasets")
-def datasets_cmd(json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def datasets_cmd(json_: bool = typer.Option(False, "--json", metavar="", help="Print JSON.")) -> None:
     """List dataset sources (registered names, hub, save_to_disk directories, files)."""
 
     def describe(src):
@@ -145,7 +145,7 @@ def datasets_cmd(json_: bool = typer.Option(False, "--json", help="Print JSON.")
 
 
 @app.command("backends")
-def backends_cmd(json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def backends_cmd(json_: bool = typer.Option(False, "--json", metavar="", help="Print JSON.")) -> None:
     """List LLM backends."""
 
     def describe(b):
@@ -158,7 +158,7 @@ def backends_cmd(json_: bool = typer.Option(False, "--json", help="Print JSON.")
 @runs_app.command("list")
 def runs_list(
     base_dir: str = typer.Option(None, "--dir", help="Runs directory (default: ./runs or PREFKIT_RUNS_DIR)."),
-    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+    json_: bool = typer.Option(False, "--json", metavar="", help="Print JSON."),
 ) -> None:
     """List run directories with their status and counts."""
     from .console import print_json, print_table
@@ -176,7 +176,7 @@ def runs_list(
 @runs_app.command("show")
 def runs_show(
     run_dir: str = typer.Argument(..., help="A run directory."),
-    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+    json_: bool = typer.Option(False, "--json", metavar="", help="Print JSON."),
 ) -> None:
     """Show a run's manifest, counts and metrics."""
     from .console import console, print_json
@@ -202,7 +202,7 @@ def runs_show(
 
 
 @app.command("judges")
-def judges_cmd(json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def judges_cmd(json_: bool = typer.Option(False, "--json", metavar="", help="Print JSON.")) -> None:
     """List judges (built-in and from plugins); each one with a command is `prefkit judge NAME`."""
 
     def describe(j, entry):

@@ -80,8 +80,10 @@ def _option_params(cls: type, prefix: str) -> tuple[inspect.Parameter, ...]:
             names = [f"--{base}/--no-{base}"]
         if f.metadata.get("short") and not prefix:
             names.append(f.metadata["short"])
+        flag = t is bool or t == "bool"
         option = typer.Option(default, *names, help=f.metadata.get("help") or None,
-                              hidden=f.metadata.get("hidden", False), show_default=True)
+                              hidden=f.metadata.get("hidden", False), show_default=True,
+                              **({"metavar": ""} if flag else {}))  # a flag takes no value: no "<bool>" in help
         params.append(
             inspect.Parameter(prefix + f.name, inspect.Parameter.KEYWORD_ONLY,
                               default=option, annotation=t)

@@ -16,7 +16,7 @@ from .export import ExportConfig
 from .generate import ROLES, GenerateConfig
 from .pools import BuildConfig, GrowConfig
 
-JSON = typer.Option(False, "--json", help="Print the result as JSON.")
+JSON = typer.Option(False, "--json", metavar="", help="Print the result as JSON.")
 
 
 def add_commands(app: typer.Typer, personas_app: typer.Typer) -> None:
@@ -27,7 +27,7 @@ def add_commands(app: typer.Typer, personas_app: typer.Typer) -> None:
     @prefkit.with_options(prefkit.BackendOptions, "llm")
     @prefkit.with_options(prefkit.RunOptions, "run_opts")
     def grow_cmd(json_: bool = JSON,
-                 plot: bool = typer.Option(True, "--plot/--no-plot", help="Draw the growth plot (pool size and "
+                 plot: bool = typer.Option(True, "--plot/--no-plot", metavar="", help="Draw the growth plot (pool size and "
                                                                            "accepted share per round)."),
                  plot_to: Optional[str] = typer.Option(None, "--plot-to", help="Plot path (default: "
                                                                               "<run>/growth.png and .pdf)."),

@@ -18,7 +18,7 @@ from .bench import BenchConfig
 from .training import PRESET
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
-JSON = typer.Option(False, "--json", help="Print the result as JSON.")
+JSON = typer.Option(False, "--json", metavar="", help="Print the result as JSON.")
 _PRESET_HELP = (f"Training preset ({PRESET}: the reference's settings, see `prefkit train presets`); --config and "
                 "flags given on the command line override it. '' for none.")
 _CONFIG_HELP = "YAML/JSON file of training settings (over the preset; flags given on the command line override it)."
@@ -177,7 +177,7 @@ def add_commands(app: typer.Typer) -> None:
     @app.command("compare")
     def compare_cmd(runs: List[str] = typer.Argument(..., help="`aloe bench` run directories; the first is the "
                                                       "baseline of the paired differences."),
-                    plot: bool = typer.Option(True, "--plot/--no-plot", help="Draw the AL(k) curves in one figure."),
+                    plot: bool = typer.Option(True, "--plot/--no-plot", metavar="", help="Draw the AL(k) curves in one figure."),
                     plot_to: Optional[str] = typer.Option(None, "--plot-to", help="Plot path (PNG and PDF; default: "
                                                           "<first run>/compare-al.png)."),
                     json_: bool = JSON) -> None:

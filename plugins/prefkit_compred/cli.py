@@ -23,7 +23,7 @@ app = typer.Typer(
          "should follow: SFT then DPO on Reddit preference pairs, a reward model, generation, upvote judging.",
     no_args_is_help=True, context_settings=CONTEXT, rich_markup_mode="rich")
 
-JSON = typer.Option(False, "--json", help="Print the result as JSON.")
+JSON = typer.Option(False, "--json", metavar="", help="Print the result as JSON.")
 
 
 @app.command("train")

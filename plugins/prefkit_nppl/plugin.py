@@ -29,7 +29,7 @@ nppl_app = typer.Typer(
 def synthetic_cmd(
     n: int = typer.Option(20_000, "--n", help="Number of option pairs."),
     seed: int = typer.Option(0, "--seed", help="Seed of the options and of the 80/10/10 split (0: the paper's data)."),
-    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+    json_: bool = typer.Option(False, "--json", metavar="", help="Print JSON."),
     run_opts: RunOptions = None,
 ) -> None:
     """Write the paper's synthetic benchmark (two user types over scalar options) as a pair dataset."""
@@ -41,7 +41,7 @@ def synthetic_cmd(
 @nppl_app.command("train")
 @with_options(TrainOptions, "opts")
 @with_options(RunOptions, "run_opts")
-def train_cmd(json_: bool = typer.Option(False, "--json", help="Print the final metrics as JSON."),
+def train_cmd(json_: bool = typer.Option(False, "--json", metavar="", help="Print the final metrics as JSON."),
               opts: TrainOptions = None, run_opts: RunOptions = None) -> None:
     """Train a reward model (btl, dpl or nppl) on the synthetic benchmark or an embedding dataset."""
     from .commands import train
@@ -67,7 +67,7 @@ def eval_cmd(
 @nppl_app.command("embed")
 @with_options(EmbedOptions, "opts")
 @with_options(RunOptions, "run_opts")
-def embed_cmd(json_: bool = typer.Option(False, "--json", help="Print the dataset summary as JSON."),
+def embed_cmd(json_: bool = typer.Option(False, "--json", metavar="", help="Print the dataset summary as JSON."),
               opts: EmbedOptions = None, run_opts: RunOptions = None) -> None:
     """Build a text preference task with several user types and embed every option (prompt + response)."""
     from .commands import embed
@@ -78,7 +78,7 @@ def embed_cmd(json_: bool = typer.Option(False, "--json", help="Print the datase
 @nppl_app.command("dpo")
 @with_options(DPOOptions, "opts")
 @with_options(RunOptions, "run_opts")
-def dpo_cmd(json_: bool = typer.Option(False, "--json", help="Print the final metrics as JSON."),
+def dpo_cmd(json_: bool = typer.Option(False, "--json", metavar="", help="Print the final metrics as JSON."),
             opts: DPOOptions = None, run_opts: RunOptions = None) -> None:
     """NP-DPO: a LoRA + FiLM policy conditioned on the user's context (or --baseline: plain DPO)."""
     from .commands import dpo
@@ -98,7 +98,7 @@ def generate_cmd(
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     device: str = typer.Option("auto", "--device", help="Device: auto, cpu, cuda ..."),
     output: Optional[str] = typer.Option(None, "--output", help="Also write the generations to this JSONL file."),
-    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+    json_: bool = typer.Option(False, "--json", metavar="", help="Print JSON."),
 ) -> None:
     """Generate with an NP-DPO policy conditioned on a user's context pairs."""
     from .commands import generate

@@ -51,8 +51,8 @@ def infer_personas_cmd(
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Offline mirror folder (also PREFKIT_DATA_DIR)."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Only the first N rows (2 personas each)."),
     sides: str = typer.Option("chosen,rejected", "--sides", help="Which personas: chosen, rejected or both."),
-    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip rows with an empty prompt/response."),
-    json_: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", metavar="", help="Skip rows with an empty prompt/response."),
+    json_: bool = typer.Option(False, "--json", metavar="", help="Print the summary as JSON."),
     *,
     llm: BackendOptions,
     run: RunOptions,
@@ -90,7 +90,7 @@ def infer_personas_cmd(
 
 # ---------------------------------------------------------------------------------------------- persona subcommands
 @persona_app.command("strategies")
-def strategies_cmd(json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def strategies_cmd(json_: bool = typer.Option(False, "--json", metavar="", help="Print JSON.")) -> None:
     """List persona-inference strategies."""
     from prefkit import print_json, print_table
     from prefkit import registry
@@ -151,8 +151,8 @@ def accuracy_cmd(
     plot: Optional[str] = typer.Option(None, "--plot-to", help="Plot path (PNG and PDF; default: in the judge run)."),
     plot_metric: str = typer.Option("mean", "--plot-metric", help="Plotted accuracy: mean (per-item mean over both "
                                     "orders, the headline) or both_orders (strict: both orders must agree)."),
-    make_plot: bool = typer.Option(True, "--plot/--no-plot", help="Draw the plot."),
-    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+    make_plot: bool = typer.Option(True, "--plot/--no-plot", metavar="", help="Draw the plot."),
+    json_: bool = typer.Option(False, "--json", metavar="", help="Print JSON."),
     *,
     llm: BackendOptions,
     judge: JudgeOptions,
@@ -201,8 +201,8 @@ def prefs_cmd(
     prompt_file: Optional[str] = typer.Option(None, "--prompt-file", help="--protocol better: judge template to use "
                                               "instead of prompts/prefs.txt ({{persona_1}} {{persona_2}})."),
     plot: Optional[str] = typer.Option(None, "--plot-to", help="Plot path (default: in the judge run)."),
-    make_plot: bool = typer.Option(True, "--plot/--no-plot", help="Draw the plot."),
-    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+    make_plot: bool = typer.Option(True, "--plot/--no-plot", metavar="", help="Draw the plot."),
+    json_: bool = typer.Option(False, "--json", metavar="", help="Print JSON."),
     *,
     llm: BackendOptions,
     judge: JudgeOptions,
@@ -235,14 +235,14 @@ def saliency_cmd(
     runs: List[str] = typer.Argument(..., help="One or more infer-personas run directories."),
     min_count: int = typer.Option(10, "--min-count", min=1, help="Only words seen at least this often (both sides together)."),
     top: int = typer.Option(10, "--top", min=1, help="Words listed per side."),
-    per_persona: bool = typer.Option(False, "--per-persona", help="Count a word once per persona."),
-    keep_stopwords: bool = typer.Option(False, "--keep-stopwords", help="Also rank function words (a, the, and ...) "
+    per_persona: bool = typer.Option(False, "--per-persona", metavar="", help="Count a word once per persona."),
+    keep_stopwords: bool = typer.Option(False, "--keep-stopwords", metavar="", help="Also rank function words (a, the, and ...) "
                                         "and the template words user/prefer."),
-    pool: bool = typer.Option(False, "--pool", help="Pool the personas of all RUNS into one count (as the paper pools "
+    pool: bool = typer.Option(False, "--pool", metavar="", help="Pool the personas of all RUNS into one count (as the paper pools "
                               "its models) instead of one result per run."),
     output: Optional[str] = typer.Option(None, "--output", help="JSON file (default: <RUN>/saliency.json; pooled: "
                                          "<first RUN>/saliency-pooled.json)."),
-    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+    json_: bool = typer.Option(False, "--json", metavar="", help="Print JSON."),
 ) -> None:
     """Most salient words of chosen-side vs rejected-side personas (count(w, side) / count(w)).
 
@@ -277,10 +277,10 @@ def augment_cmd(
     output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Where to save_to_disk (default: "
                                              "<first RUN>/augmented)."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Offline mirror folder."),
-    keep_missing: bool = typer.Option(False, "--keep-missing", help="Keep rows without both personas (empty strings)."),
+    keep_missing: bool = typer.Option(False, "--keep-missing", metavar="", help="Keep rows without both personas (empty strings)."),
     push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", help="Also push to this hub repo id."),
-    private: bool = typer.Option(False, "--private", help="Push as a private dataset."),
-    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+    private: bool = typer.Option(False, "--private", metavar="", help="Push as a private dataset."),
+    json_: bool = typer.Option(False, "--json", metavar="", help="Print JSON."),
 ) -> None:
     """Add chosen_persona_gold / rejected_persona_gold to the runs' source dataset (joined by row_id) and save it."""
     from prefkit import rich_console as console, print_json
@@ -312,8 +312,8 @@ def retrieve_cmd(
     limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Only the first N target rows."),
     output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Run directory (default: runs/persona-retrieve/...)."),
     run_name: Optional[str] = typer.Option(None, "--run-name", help="Run name."),
-    fresh: bool = typer.Option(False, "--fresh", help="Start over."),
-    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+    fresh: bool = typer.Option(False, "--fresh", metavar="", help="Start over."),
+    json_: bool = typer.Option(False, "--json", metavar="", help="Print JSON."),
 ) -> None:
     """Fill each target row's retrieved personas from the nearest other pool row (by prompt)."""
     from prefkit import rich_console as console, print_json

@@ -156,7 +156,7 @@ def print_generate(result: GenerateResult, json_: bool = False) -> None:
 @with_options(BackendOptions, "llm")
 @with_options(GenerateConfig, "cfg")
 def generate_command(
-    json_: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    json_: bool = typer.Option(False, "--json", metavar="", help="Print the summary as JSON on stdout."),
     *, cfg: GenerateConfig, llm: BackendOptions, out: RunOptions,
 ) -> None:
     """Generate one completion per input row with any backend; results go to a resumable run.

@@ -361,7 +361,7 @@ def print_judge_pairwise(result: JudgeResult, json_: bool = False) -> None:
 @with_options(BackendOptions, "llm")
 @with_options(PairwiseJudgeConfig, "cfg")
 def judge_pairwise_command(
-    json_: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
+    json_: bool = typer.Option(False, "--json", metavar="", help="Print the metrics as JSON on stdout."),
     *, cfg: PairwiseJudgeConfig, llm: BackendOptions, judge: JudgeOptions, out: RunOptions,
 ) -> None:
     """Judge outputs B against outputs A with an LLM judge, in both orders; win rates with 95% CIs.
@@ -465,7 +465,7 @@ def print_judge_score(result: JudgeResult, json_: bool = False) -> None:
 @with_options(BackendOptions, "llm")
 @with_options(ScoreJudgeConfig, "cfg")
 def judge_score_command(
-    json_: bool = typer.Option(False, "--json", help="Print the metrics as JSON on stdout."),
+    json_: bool = typer.Option(False, "--json", metavar="", help="Print the metrics as JSON on stdout."),
     *, cfg: ScoreJudgeConfig, llm: BackendOptions, judge: JudgeOptions, out: RunOptions,
 ) -> None:
     """Score each response from --min-score to --max-score against a rubric with an LLM judge.
@@ -480,7 +480,7 @@ def judge_score_command(
 
 
 # --------------------------------------------------------------------------- rubrics
-def rubrics_command(json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def rubrics_command(json_: bool = typer.Option(False, "--json", metavar="", help="Print JSON.")) -> None:
     """List the judging rubrics (built-in, from plugins)."""
     from prefkit.console import print_json, print_table
     from prefkit.plugins import registry
@@ -530,13 +530,13 @@ def winrate_command(
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% CIs (0: none)."),
     seed: int = typer.Option(0, "--bootstrap-seed", help="Seed of the bootstrap (the same flag as on the judge "
                              "commands; --seed is always a sampling seed)."),
-    length_controlled: bool = typer.Option(False, "--length-controlled", help="Also report the length-controlled "
+    length_controlled: bool = typer.Option(False, "--length-controlled", metavar="", help="Also report the length-controlled "
                                            "win rate (logistic regression on the length difference, at zero)."),
     metric: str = typer.Option("win_rate", "--metric", help="What the plot shows for several runs: win_rate (ties "
                                "excluded), win_rate_ties_half, lc_win_rate."),
     plot: Optional[str] = typer.Option(None, "--plot-to", help="Write a plot to FILE (.png; a .pdf and "
                                        "FILE-outcomes.png/.pdf come along)."),
-    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+    json_: bool = typer.Option(False, "--json", metavar="", help="Print JSON."),
 ) -> None:
     """Win rates of B over A from judge runs: counts, SE, bootstrap 95% CIs, optional length control."""
     from prefkit.console import info, print_json, print_table

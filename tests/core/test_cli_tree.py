@@ -78,6 +78,13 @@ def test_plot_options_are_spelled_one_way(tree):
                 assert set(plotty) == {"--plot", "--no-plot"}, f"prefkit {name}: {names}"
 
 
+def test_flags_show_no_value_placeholder(tree):
+    """A flag takes no value: its help line shows no "<bool>" (typer's default placeholder)."""
+    bad = [f"prefkit {name} {p.opts[0]}" for name, cmd in tree for p in cmd.params
+           if getattr(p, "is_flag", False) and p.name != "help" and p.metavar != ""]
+    assert not bad, bad
+
+
 def test_the_checks_can_fail():
     import typer
     import typer.main

@@ -127,8 +127,8 @@ def sft_cmd(
                                              "(default: runs/tailor-sft/<split>-<type>-<model>)."),
     preset: str = typer.Option("persona-tailoring", "--preset", help=_PRESET_HELP),
     run_name: Optional[str] = typer.Option(None, "--run-name", help="Run name under runs/tailor-<stages>/ (default: <split>-<type>-<model>; -o overrides)."),
-    fresh: bool = typer.Option(False, "--fresh", help="Train again from the start (discard a finished or partial run)."),
-    json_: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    fresh: bool = typer.Option(False, "--fresh", metavar="", help="Train again from the start (discard a finished or partial run)."),
+    json_: bool = typer.Option(False, "--json", metavar="", help="Print the summary as JSON."),
     cfg: SftOptions = None,
     mcfg: prefkit.TrainModelConfig = None,
 ) -> None:
@@ -155,8 +155,8 @@ def dpo_cmd(
                                              "(default: runs/tailor-dpo/<split>-<type>-<model>)."),
     preset: str = typer.Option("persona-tailoring", "--preset", help=_PRESET_HELP),
     run_name: Optional[str] = typer.Option(None, "--run-name", help="Run name under runs/tailor-<stages>/ (default: <split>-<type>-<model>; -o overrides)."),
-    fresh: bool = typer.Option(False, "--fresh", help="Train again from the start (discard a finished or partial run)."),
-    json_: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    fresh: bool = typer.Option(False, "--fresh", metavar="", help="Train again from the start (discard a finished or partial run)."),
+    json_: bool = typer.Option(False, "--json", metavar="", help="Print the summary as JSON."),
     cfg: DpoOptions = None,
     mcfg: prefkit.TrainModelConfig = None,
 ) -> None:
@@ -183,8 +183,8 @@ def train_cmd(
                                              "sft/ and dpo/; default: runs/tailor-sft-dpo/<split>-<type>-<model>)."),
     preset: str = typer.Option("persona-tailoring", "--preset", help=_PRESET_HELP),
     run_name: Optional[str] = typer.Option(None, "--run-name", help="Run name under runs/tailor-<stages>/ (default: <split>-<type>-<model>; -o overrides)."),
-    fresh: bool = typer.Option(False, "--fresh", help="Train every stage again from the start."),
-    json_: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    fresh: bool = typer.Option(False, "--fresh", metavar="", help="Train every stage again from the start."),
+    json_: bool = typer.Option(False, "--json", metavar="", help="Print the summary as JSON."),
     cfg: ChainOptions = None,
     mcfg: prefkit.TrainModelConfig = None,
 ) -> None:
@@ -227,8 +227,8 @@ def generate_cmd(
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Local mirror (default: PREFKIT_DATA_DIR, then the hub)."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help=_DATASET_HELP),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Only the first N test rows."),
-    skip_empty: bool = typer.Option(False, "--skip-empty", help="Leave out test rows without a persona instead of failing."),
-    json_: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    skip_empty: bool = typer.Option(False, "--skip-empty", metavar="", help="Leave out test rows without a persona instead of failing."),
+    json_: bool = typer.Option(False, "--json", metavar="", help="Print the summary as JSON."),
     llm: GenerateOptions = None,
     run: RunOptions = None,
 ) -> None:
@@ -251,8 +251,8 @@ def fewshot_cmd(
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Local mirror (default: PREFKIT_DATA_DIR, then the hub)."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help=_DATASET_HELP),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Only the first N test rows."),
-    skip_empty: bool = typer.Option(False, "--skip-empty", help="Leave out test rows without a persona instead of failing."),
-    json_: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    skip_empty: bool = typer.Option(False, "--skip-empty", metavar="", help="Leave out test rows without a persona instead of failing."),
+    json_: bool = typer.Option(False, "--json", metavar="", help="Print the summary as JSON."),
     llm: GenerateOptions = None,
     run: RunOptions = None,
 ) -> None:
@@ -274,7 +274,7 @@ def import_cmd(
     system_persona: Optional[str] = typer.Option(None, "--system-persona", help="The persona of inference type system."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Local mirror (default: PREFKIT_DATA_DIR, then the hub)."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help=_DATASET_HELP),
-    json_: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    json_: bool = typer.Option(False, "--json", metavar="", help="Print the summary as JSON."),
     run: RunOptions = None,
 ) -> None:
     """Turn published generations into a generation run (row_ids by test-split order, prompts checked)."""
@@ -307,8 +307,8 @@ def judge_cmd(
     delta_pq_metric: str = typer.Option("win_rate", "--delta-pq-metric", help="Win rates inside ΔPQ: win_rate (the "
                                         "paper's: ties left out) or win_rate_ties_half (a tie counts half); both "
                                         "are reported."),
-    plot: bool = typer.Option(True, "--plot/--no-plot", help="Write win-rate plots (PNG, PDF) into the run directory."),
-    json_: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    plot: bool = typer.Option(True, "--plot/--no-plot", metavar="", help="Write win-rate plots (PNG, PDF) into the run directory."),
+    json_: bool = typer.Option(False, "--json", metavar="", help="Print the report as JSON."),
     llm: prefkit.BackendOptions = None,
     judge: JudgeOptions = None,
     run: RunOptions = None,
@@ -336,7 +336,7 @@ def delta_pq_cmd(
                                         "paper's: ties left out) or win_rate_ties_half; both are reported."),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% CI (0: none)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
-    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+    json_: bool = typer.Option(False, "--json", metavar="", help="Print JSON."),
 ) -> None:
     """ΔPQ = WR_personalization + WR_quality − 1 of B over A from two judge runs (paired bootstrap CI)."""
     from prefkit import rich_console as console, print_json
