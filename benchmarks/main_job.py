@@ -188,7 +188,16 @@ def main() -> None:
     p.add_argument("--check-only", action="store_true",
                    help="Skip the timing: compare greedy outputs with and without prefix reuse on --rows rows, "
                         "in this process (same threads for both).")
+    p.add_argument("--noise-floor", default=None, metavar="B1,B2",
+                   help="With --check-only: instead of reuse vs no reuse, compare two batch sizes, both without "
+                        "reuse (the dtype's own batch-dependence: the floor for the reuse check).")
     args = p.parse_args()
+    if args.check_only and args.noise_floor:
+        result = noise_floor(args)
+        print(json.dumps(result, indent=2))
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2))
+        return
     if args.check_only:
         result = reuse_check(args)
         print(json.dumps({k: v for k, v in result.items() if k != "divergences"}, indent=2))
@@ -280,6 +289,30 @@ def reuse_check(args) -> dict:
             "identical": len(reqs) - len(differ), "reuse_s": secs["reuse"], "plain_s": secs["plain"],
             "largest_top2_gap_at_divergence": max((g["top2_gap"] for g in gaps), default=None),
             "divergences": gaps, "load_average": round(os.getloadavg()[0], 1)}
+
+
+def noise_floor(args) -> dict:
+    """Greedy outputs of two batch sizes, both without prefix reuse, in this process (same dtype)."""
+    import torch
+
+    from prefkit.backends import BackendOptions, complete
+    from prefkit.backends.models import resolve_model
+
+    sizes = [int(x) for x in args.noise_floor.split(",")]
+    model_path = resolve_model(None)
+    mirror = write_mirror(args.split, Path(tempfile.mkdtemp(prefix="prefkit-mainjob-")))
+    reqs = job_requests(args.split, args.rows, mirror)
+    texts, secs = {}, {}
+    for bs in sizes:
+        t = time.perf_counter()
+        o = BackendOptions(backend="hf", model=model_path, cache=False, dtype=args.dtype, batch_size=bs,
+                           extra={"prefix_cache": False})
+        texts[bs] = [c.text for c in complete(reqs, o, progress=False)]
+        secs[bs] = round(time.perf_counter() - t, 1)
+    a, b = texts[sizes[0]], texts[sizes[1]]
+    return {"split": args.split, "rows": args.rows, "prompts": len(reqs), "dtype": args.dtype,
+            "threads": torch.get_num_threads(), "batch_sizes": sizes, "wall_s": secs,
+            "identical": sum(x == y for x, y in zip(a, b)), "load_average": round(os.getloadavg()[0], 1)}
 
 
 def bf16_check(model_path: str, reqs) -> dict:

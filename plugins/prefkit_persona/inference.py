@@ -272,6 +272,7 @@ def infer_personas(config: InferConfig, options: Any = None, *, output_dir: str 
                                  "strategy": strategy.name, "sides": list(config.sides)})
 
     personas = {(r.get("row_id"), r.get("side")): r.get("persona") for r in run.results()}  # for same_persona
+    shown = demo_personas(ctx.demos)  # for copied_demo
 
     def on_result(completion):
         record = persona_record(completion, strategy, split=split, dataset=dataset, data_split=data_split,
@@ -279,6 +280,8 @@ def infer_personas(config: InferConfig, options: Any = None, *, output_dir: str 
         other = personas.get((record["row_id"], "rejected" if record["side"] == "chosen" else "chosen"))
         if other and record["persona"] and same_persona(record["persona"], other):
             record["flags"] = [*record["flags"], "same_persona"]  # on the row's second persona (append-only store)
+        if record["persona"] and any(same_persona(record["persona"], d) for d in shown):
+            record["flags"] = [*record["flags"], "copied_demo"]  # the model repeated a demonstration's persona
         personas[(record["row_id"], record["side"])] = record["persona"]
         return record
 
@@ -298,6 +301,11 @@ def infer_personas(config: InferConfig, options: Any = None, *, output_dir: str 
     run.finish(personas=summary["personas"])  # done, or incomplete when personas are missing
     summary["run"] = str(run.path)
     return summary
+
+
+def demo_personas(demos: Iterable[str]) -> list[str]:
+    """The personas the demonstrations show (their ``Persona:`` lines)."""
+    return [m.group(1).strip() for d in demos for m in re.finditer(r"(?m)^Persona:\s*(.+)$", d)]
 
 
 def same_persona(a: str, b: str, threshold: float = 0.9) -> bool:

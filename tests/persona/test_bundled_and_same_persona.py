@@ -87,3 +87,31 @@ def test_rows_with_the_same_persona_on_both_sides_are_flagged_and_counted(tmp_pa
         again = infer_personas(InferConfig(split="Mnemonic", limit=3), BackendOptions(backend="mock", cache=False),
                                output_dir=str(out), progress=False)
     assert again["flags"] == {"same_persona": 1}
+
+
+def test_a_persona_copied_from_a_demonstration_is_flagged(tmp_path, monkeypatch):
+    """Small models repeat a demonstration's persona (SmolLM2-135M did for 33 of 40 BeaverTails personas)."""
+    from prefkit.backends import BackendOptions
+    from prefkit.runs import Run
+    from prefkit.testing.backends import MockBackend
+    from prefkit_persona import templates
+    from prefkit_persona.inference import InferConfig, demo_personas, infer_personas
+
+    monkeypatch.delenv("PREFKIT_DATA_DIR", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    shown = demo_personas(templates.load_demos("BeaverTails"))
+    assert len(shown) == 5 and all(p.startswith("The user ") for p in shown)
+
+    def responder(req):
+        row = int(req.meta["row_id"])
+        if row == 0 and req.meta["side"] == "chosen":
+            return shown[-1]  # the last demonstration's persona, word for word
+        return f"The user number {row} prefers the {req.meta['side']} kind of answer."
+
+    mock = MockBackend(responder=responder)
+    with mock.installed():
+        summary = infer_personas(InferConfig(split="BeaverTails", limit=2), BackendOptions(backend="mock", cache=False),
+                                 output_dir=str(tmp_path / "run"), progress=False)
+    assert summary["flags"] == {"copied_demo": 1}
+    assert [(r["row_id"], r["side"]) for r in Run.load(tmp_path / "run").results()
+            if "copied_demo" in r["flags"]] == [("0", "chosen")]
