@@ -21,8 +21,10 @@ def test_infer_personas_with_smollm2(smollm2_path, persona_data, prefkit_cli, tm
     assert sorted(x["key"] for x in rows) == ["0:chosen", "0:rejected", "1:chosen", "1:rejected"]
     for x in rows:
         assert x["raw"].strip()  # the engine never passes off an empty completion
-        # "truncated" comes from the engine, "same_persona" from comparing the row's two sides
-        assert (x["persona"], [f for f in x["flags"] if f not in ("truncated", "same_persona")]) == clean_persona(x["raw"])
+        # "truncated" comes from the engine, "same_persona" from comparing the row's two sides, "copied_demo"
+        # from comparing with the demonstrations
+        run_flags = ("truncated", "same_persona", "copied_demo")
+        assert (x["persona"], [f for f in x["flags"] if f not in run_flags]) == clean_persona(x["raw"])
     assert {x["prompt"] for x in rows if x["row_id"] == "0"} == {"Ingenue"}
     # resuming the finished run generates nothing and keeps the text
     r2 = prefkit_cli("infer-personas", "--split", "Mnemonic", "--data-dir", persona_data, "--limit", 2,
