@@ -98,8 +98,9 @@ class BenchConfig:
                      "max_new_tokens"):
             if int(getattr(self, name)) < 1:
                 raise prefkit.UsageError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(self, name)})")
-        if self.judge_prefill not in ("auto", "on", "off"):
-            raise prefkit.UsageError(f"--judge-prefill must be auto, on or off (got {self.judge_prefill!r})")
+        from .prompts import check_prefill
+
+        check_prefill("--judge-prefill", self.judge_prefill)
         if self.reasks < 0:
             raise prefkit.UsageError(f"--reasks must be 0 or more (got {self.reasks})")
         if len(set(self.model)) != len(self.model):
@@ -150,16 +151,19 @@ def score_spec(prefilled: bool = False) -> "prefkit.AnswerSpec":
 
     ``prefilled``: the judge's reply continues the answer prefix ``Score:``, so the prefix is put back
     before parsing (a bare "4" after the prefix reads as a labelled score)."""
-    head = SCORE_PREFIX if prefilled else ""
-    return prefkit.IntRange(1, 5, parse=lambda text: prefkit.parse_score(head + (text or ""), low=1, high=5),
-                            reask=JUDGE_REASK)
+    from .prompts import restore_prefix
+
+    def parse(text: str) -> int | None:
+        return prefkit.parse_score(restore_prefix(SCORE_PREFIX, text) if prefilled else text, low=1, high=5)
+
+    return prefkit.IntRange(1, 5, parse=parse, reask=JUDGE_REASK)
 
 
 def judge_prefilled(cfg: "BenchConfig", judge: Any) -> bool:
-    """Whether the judge's answer is prefilled with ``Score:`` (auto: for a local ``hf`` judge only)."""
-    if cfg.judge_prefill == "auto":
-        return getattr(judge, "backend", None) == "hf"
-    return cfg.judge_prefill == "on"
+    """Whether the judge's answer is prefilled with ``Score:`` (auto: where its backend continues one)."""
+    from .prompts import prefill_wanted
+
+    return prefill_wanted(cfg.judge_prefill, getattr(judge, "backend", None))
 
 
 # ------------------------------------------------------------------------------------------ set-up
@@ -181,9 +185,8 @@ def resolve_model_spec(spec: str) -> str:
         return spec
     p = Path(model).expanduser()
     if p.is_dir() and not (p / "config.json").exists():
-        for sub in ("merged", "final"):
-            if (p / sub / "config.json").exists():
-                return f"{backend + ':' if backend else ''}{p / sub}"
+        if (p / "merged" / "config.json").exists():
+            return f"{backend + ':' if backend else ''}{p / 'merged'}"
         raise prefkit.UsageError(f"{model}: not a model directory (no config.json, no merged/ model of a training run)")
     return spec
 
@@ -196,8 +199,8 @@ def load_personas(cfg: BenchConfig) -> list[Any]:
     else:
         # personality-major (eval-00-0, eval-01-0, ..., eval-19-0, eval-00-1, ...): a small --personas N
         # covers N different profiles; all 100 are the paper's set whatever the order
-        n_prof = len(pools.load_pool("profile", "eval"))
-        every = pools.eval_personas(cfg.personalities)
+        every = pools.eval_personas(cfg.personalities)   # profile-major: profile i x personality j
+        n_prof = len(every) // cfg.personalities
         personas = [every[i * cfg.personalities + j] for j in range(cfg.personalities) for i in range(n_prof)]
     if cfg.personas > len(personas):
         raise prefkit.UsageError(f"--personas {cfg.personas}: only {len(personas)} personas are available")
@@ -217,6 +220,7 @@ class Plan:
     dialogues: list[Any]
     identity: dict[str, Any]
     personas: list[Any] = field(default_factory=list)
+    judge_prefill: bool = False            # the judge's answer is prefilled with "Score:"
 
 
 def plan(cfg: BenchConfig, roles: Any) -> Plan:
@@ -252,15 +256,16 @@ def plan(cfg: BenchConfig, roles: Any) -> Plan:
                 did = f"{p.id}~s{s}" if len(model_roles) == 1 else f"m{name.split('.')[1]}~{p.id}~s{s}"
                 dialogues.append(prefkit.Dialogue(did, data={"persona": p, "role": name, "model": label, "seed": s},
                                                   max_turns=cfg.turns))
+    prefill = judge_prefilled(cfg, all_roles["judge"])
     identity = {
         "models": {model_roles[n]: all_roles[n].identity() for n in model_roles},
         "user": all_roles["user"].identity(), "judge": all_roles["judge"].identity(),
         "turns": cfg.turns, "seed": cfg.seed, "interaction": cfg.interaction, "with_history": cfg.with_history,
-        "judge_samples": cfg.judge_samples, "judge_prefill": judge_prefilled(cfg, all_roles["judge"]), "personas": (f"file:{_file_hash(cfg.persona_file)}" if cfg.persona_file
+        "judge_samples": cfg.judge_samples, "judge_prefill": prefill, "personas": (f"file:{_file_hash(cfg.persona_file)}" if cfg.persona_file
                                                          else f"eval:{cfg.personalities}"),
         "prompt_version": PROMPT_VERSION,
     }
-    return Plan(all_roles, model_roles, dialogues, identity, personas)
+    return Plan(all_roles, model_roles, dialogues, identity, personas, prefill)
 
 
 # ------------------------------------------------------------------------------------------ one turn
@@ -361,7 +366,7 @@ def run_bench(cfg: BenchConfig, roles: Any, run_opts: Any = None, *, backends: d
               progress: bool = True) -> dict[str, Any]:
     """Run the benchmark (resumable); returns the result dict (``status``, ``run``, ``models``, ``rows`` ...)."""
     p = plan(cfg, roles)
-    step = make_step(cfg, judge_prefilled(cfg, p.roles["judge"]))
+    step = make_step(cfg, p.judge_prefill)
     hint = "-".join(prefkit.slug(v, 40) for v in p.model_roles.values()) + ("" if cfg.interaction else "-nointeract")
     out_dir = getattr(run_opts, "output_dir", None)
     run_name = getattr(run_opts, "run_name", None)

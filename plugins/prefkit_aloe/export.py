@@ -198,7 +198,7 @@ def export(run_dir: str, cfg: ExportConfig, *, output_dir: str | None = None, ru
                           run_name=run_name, name_hint=src.name, fresh=fresh) as run:
         dest = Path(run.path)
         files: dict[str, str] = {}
-        datasets: dict[str, Any] = {}
+        built: dict[str, Any] = {}
         for fmt in cfg.formats():
             if fmt == "sft":
                 rows = sft_rows(turns, path=cfg.sft_path, system=cfg.system)
@@ -216,7 +216,7 @@ def export(run_dir: str, cfg: ExportConfig, *, output_dir: str | None = None, ru
             tmp.replace(jsonl)
             ds = Dataset.from_list(rows)
             ds.save_to_disk(str(dest / fmt))
-            datasets[fmt] = ds
+            built[fmt] = ds
             files[fmt] = str(dest / fmt)
             files[f"{fmt}_jsonl"] = str(jsonl)
         card = dest / "README.md"
@@ -224,7 +224,7 @@ def export(run_dir: str, cfg: ExportConfig, *, output_dir: str | None = None, ru
         files["card"] = str(card)
         pushed = None
         if cfg.push_to_hub:
-            pushed = _push(datasets, card, cfg.push_to_hub, private=cfg.private)
+            pushed = _push(built, card, cfg.push_to_hub, private=cfg.private)
         run.write_metrics({"export": out})
         run.finish(**out)
     return {"run": str(run.path), "status": run.status, "source": str(src), "formats": cfg.formats(),

@@ -98,6 +98,7 @@ class GenerateConfig:
             raise prefkit.UsageError(f"--continue-preferred must be in [0, 1] (got {self.continue_preferred})")
         if self.turn_attempts < 1:
             raise prefkit.UsageError(f"--turn-attempts must be at least 1 (got {self.turn_attempts})")
+        prompts.check_prefill("--extractor-prefill", self.extractor_prefill)
 
     def identity(self) -> dict[str, Any]:
         d = asdict(self)
@@ -417,8 +418,7 @@ def generate(cfg: GenerateConfig, roles: Any, *, output_dir: str | None = None, 
     responders = roles.names("responder")
     if not responders:
         raise prefkit.UsageError("no model for the role 'responder'")
-    prefill = (roles.options_for("extractor").backend == "hf" if cfg.extractor_prefill == "auto"
-               else cfg.extractor_prefill == "on")
+    prefill = prompts.prefill_wanted(cfg.extractor_prefill, roles.options_for("extractor").backend)
     data = {"tie_rule": cfg.tie_rule, "continue_preferred": cfg.continue_preferred, "responders": responders,
             "extractor_prefill": prefill}
     ds = [prefkit.Dialogue(cid, data={**data, "persona": p.to_dict()}, max_turns=cfg.turns) for p, cid in dialogues]

@@ -174,6 +174,33 @@ def transcript(history: list[dict[str, Any]], user_message: str | None = None) -
     return "\n".join(lines)
 
 
+# ============================================================================ answer prefixes
+PREFILL_MODES = ("auto", "on", "off")
+
+
+def check_prefill(flag: str, mode: str) -> None:
+    """``--judge-prefill`` / ``--extractor-prefill`` take auto, on or off."""
+    if mode not in PREFILL_MODES:
+        raise prefkit.UsageError(f"{flag} must be auto, on or off (got {mode!r})")
+
+
+def prefill_wanted(mode: str, backend: str | None) -> bool:
+    """Whether a role's answer is prefilled: ``on``/``off``, or with ``auto`` where the role's backend
+    continues a final assistant message (the core's ``continues_prefill``: the local ``hf`` backend).
+    Small local models then answer in the asked format instead of echoing the prompt."""
+    if mode != "auto":
+        return mode == "on"
+    return bool(backend) and bool(getattr(prefkit.get_backend(backend), "continues_prefill", False))
+
+
+def restore_prefix(prefix: str, text: str | None) -> str:
+    """A prefilled reply with its answer prefix put back, unless it already starts with it (a re-ask's
+    answer is not prefilled; markdown emphasis and case are ignored in the check)."""
+    text = text or ""
+    head = re.escape(prefix.rstrip(":").strip())
+    return text if re.match(rf"\s*[*\s]*{head}\s*[:：]", text, re.I) else prefix + text
+
+
 #: the extractor's answer prefix where it is prefilled (``--extractor-prefill``)
 EXTRACTOR_PREFIX = "Profile:"
 
@@ -219,10 +246,7 @@ def inferred_spec(prefilled: bool = False):
     """The extractor's answer spec (re-asked while the two lines are missing); ``prefilled``: the
     reply continues ``Profile:``, which is put back before parsing."""
     def parse(text: str) -> dict[str, str] | None:
-        text = text or ""
-        if prefilled and not re.match(r"\s*[*\s]*profile\s*[:：]", text, re.I):  # a re-ask's answer is not prefilled
-            text = EXTRACTOR_PREFIX + text
-        return parse_inferred(text)
+        return parse_inferred(restore_prefix(EXTRACTOR_PREFIX, text) if prefilled else text)
 
     return prefkit.AnswerSpec(parse=parse,
                               reask="I could not read that. Answer in exactly two lines: "

@@ -36,6 +36,7 @@ class Backend:
     cacheable: bool = True      # responses may go to the on-disk cache
     default_max_tokens: int = DEFAULT_API_MAX_TOKENS
     native_n: bool = False      # takes ChatRequest.n itself (else the engine fans a request out into n)
+    continues_prefill: bool = False  # continues a final assistant message (an answer prefix) instead of answering it
 
     def __init__(self, options: BackendOptions | None = None):
         self.options = coerce_options(options)

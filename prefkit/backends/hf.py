@@ -184,6 +184,7 @@ class HFBackend(Backend):
     """Local transformers models: batched, left-padded generation with chat templates."""
 
     name = "hf"
+    continues_prefill = True    # see render(): continue_final_message
     description = "Local Hugging Face transformers model"
     default_model = DEFAULT_MODEL
     local = True

@@ -414,3 +414,16 @@ def test_random_tie_draws_come_from_the_run_seed(tmp_path, personas_file):
     a, b, c = draws("a", 3), draws("b", 3), draws("c", 4)
     assert a == b and set(a) == {"AWARE", "PLAIN0"}
     assert a != c
+
+
+def test_prefill_modes_are_checked_and_the_prefix_is_restored_once():
+    from prefkit_aloe import prompts
+    from prefkit_aloe.generate import GenerateConfig
+
+    with pytest.raises(prefkit.UsageError, match="--extractor-prefill must be auto, on or off"):
+        GenerateConfig(personas="personas.jsonl", extractor_prefill="maybe").check()
+    assert prompts.prefill_wanted("auto", "hf") and not prompts.prefill_wanted("auto", "openai")
+    assert prompts.prefill_wanted("on", "openai") and not prompts.prefill_wanted("off", "hf")
+    assert prompts.restore_prefix("Profile:", " He is a baker.") == "Profile: He is a baker."
+    assert prompts.restore_prefix("Profile:", "**Profile:** He is a baker.") == "**Profile:** He is a baker."
+    assert prompts.restore_prefix("Score:", "score: 4") == "score: 4"  # a re-ask's answer carries its own label
